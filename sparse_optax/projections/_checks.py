@@ -1,0 +1,114 @@
+"""Trace-time validation of the static inputs of the projections.
+
+Every check here runs in Python while JAX traces, so a bad call fails at once
+with a message that says what to change, instead of deep inside XLA.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+METHODS = ("newton", "sort")
+
+
+def float_array(x, fn_name: str) -> jax.Array:
+  """Returns ``x`` as a JAX array, raising ``TypeError`` unless it is real floating."""
+  dtype = jnp.result_type(x)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(
+        f"{fn_name} projects real floating-point arrays, got dtype {dtype}. "
+        "Cast the input first, e.g. x.astype(jnp.float32)."
+    )
+  return jnp.asarray(x)
+
+
+def compute_dtype(dtype) -> np.dtype:
+  """The dtype the maths runs in: float32 for 16-bit floats, else ``dtype``.
+
+  Half-precision sums over thousands of entries lose the threshold entirely, so
+  16-bit inputs are accumulated in float32 and cast back.
+  """
+  if jnp.finfo(dtype).bits < 32:
+    return np.dtype(jnp.float32)
+  return np.dtype(dtype)
+
+
+def _is_concrete(value) -> bool:
+  return not isinstance(value, jax.core.Tracer)
+
+
+def radius(value, fn_name: str, name: str = "radius") -> jax.Array:
+  """Checks a radius: a scalar; if known at trace time, not negative."""
+  if np.ndim(value) != 0:
+    raise ValueError(
+        f"{fn_name}: {name} must be a scalar, got shape {np.shape(value)}. "
+        "To project a batch with one radius each, use jax.vmap."
+    )
+  if isinstance(value, numbers.Number) or _is_concrete(value):
+    if not isinstance(value, numbers.Number):
+      dtype = jnp.result_type(value)
+      if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{fn_name}: {name} must be real, got dtype {dtype}.")
+    if float(np.real(value)) < 0:
+      raise ValueError(
+          f"{fn_name}: {name} must be >= 0, got {value}. A radius of 0 "
+          "projects onto {{0}}; a traced negative radius behaves as 0."
+      )
+  return value
+
+
+def method(value: str, fn_name: str) -> str:
+  if value not in METHODS:
+    raise ValueError(
+        f"{fn_name}: method must be one of {METHODS}, got {value!r}."
+    )
+  return value
+
+
+def group_axes(axis: int | Sequence[int], ndim: int, fn_name: str) -> tuple[int, ...]:
+  """Normalises ``axis`` (reduced inside one group) to sorted non-negative ints."""
+  axes = (axis,) if isinstance(axis, (numbers.Integral, np.integer)) else axis
+  try:
+    axes = tuple(axes)
+  except TypeError:
+    raise TypeError(
+        f"{fn_name}: axis must be an int or a tuple of ints, got {axis!r}."
+    ) from None
+  normalised = []
+  for ax in axes:
+    if not isinstance(ax, (numbers.Integral, np.integer)) or isinstance(ax, bool):
+      raise TypeError(
+          f"{fn_name}: axis must be an int or a tuple of ints, got {axis!r}."
+      )
+    if not -ndim <= ax < ndim:
+      raise ValueError(
+          f"{fn_name}: axis {ax} is out of range for an array of {ndim} "
+          f"dimension(s); valid axes are {-ndim}..{ndim - 1}."
+      )
+    normalised.append(int(ax) % ndim)
+  if len(set(normalised)) != len(normalised):
+    raise ValueError(f"{fn_name}: axis {axis!r} names the same axis twice.")
+  return tuple(sorted(normalised))
+
+
+def weights(value, shape: tuple[int, ...], fn_name: str) -> jax.Array:
+  """Checks weights: same shape as x, real, and non-negative when concrete."""
+  if np.shape(value) != tuple(shape):
+    raise ValueError(
+        f"{fn_name}: weights must have the shape of x, {tuple(shape)}, got "
+        f"{np.shape(value)}."
+    )
+  dtype = jnp.result_type(value)
+  if jnp.issubdtype(dtype, jnp.complexfloating):
+    raise TypeError(f"{fn_name}: weights must be real, got dtype {dtype}.")
+  if _is_concrete(value) and np.any(np.asarray(value) < 0):
+    raise ValueError(
+        f"{fn_name}: weights must be >= 0 (a weight of 0 leaves its entry "
+        "unconstrained); got negative entries."
+    )
+  return jnp.asarray(value)

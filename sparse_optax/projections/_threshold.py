@@ -1,0 +1,269 @@
+r"""The soft threshold of the (weighted) ℓ1 ball.
+
+Every projection in this package reduces to one scalar equation per group:
+given magnitudes :math:`a \ge 0`, weights :math:`w \ge 0` and a radius
+:math:`r > 0`, find the threshold :math:`\theta \ge 0` with
+
+.. math::
+
+  f(\theta) = \sum_i w_i \, (a_i - \theta w_i)_+ = r,
+
+or :math:`\theta = 0` when :math:`f(0) \le r` (the point is inside the ball).
+The unweighted case is :math:`w = 1`. :math:`f` is convex, piecewise linear
+and decreasing, which gives two exact algorithms:
+
+* ``"sort"``: sort the breakpoints :math:`a_i / w_i` and read the threshold
+  off cumulative sums (Duchi et al., ICML 2008; O(n log n)).
+* ``"newton"``: Newton's method on :math:`f`, which for :math:`w = 1` is
+  Michelot's fixed point (1986; Condat, Math. Prog. 2016). From any start one
+  Newton step lands at or below the root (the tangent of a convex function
+  lies under it), and from below the iterates rise monotonically and stop
+  exactly once the active set no longer changes. Each step is one streaming
+  pass; a strided sample warm-starts large groups. A bisection on the bit
+  pattern of :math:`\theta` takes over after ``NEWTON_STEPS`` steps, so the
+  number of passes is bounded (and NaN never hangs).
+
+Arrays here carry the group layout explicitly: ``axis`` lists the axes reduced
+inside one group and every result keeps them with size 1 (``keepdims``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Newton steps before the bisection safeguard takes over. Measured on normal,
+# uniform, exponential and Cauchy data of 1e6 entries with radii from 1e-4 to
+# 0.9 of the norm, Newton needed at most 14 passes from a cold start.
+NEWTON_STEPS = 24
+# A reduced axis at least this long is warm-started from a strided sample of
+# about SAMPLE_SIZE entries: solving the sample is cheap and saves passes.
+SAMPLE_MIN_LENGTH = 1 << 15
+SAMPLE_SIZE = 4096
+
+
+def soft_threshold(x, theta, weights=None):
+  """``sign(x) (|x| - θ w)_+``; entries with weight 0 pass through unchanged."""
+  a = jnp.abs(x)
+  if weights is None:
+    shrunk = jnp.maximum(a - theta, 0)
+  else:
+    # θ is ∞ for a zero radius, and ∞ · 0 would poison unconstrained entries.
+    shrunk = jnp.where(weights > 0, jnp.maximum(a - theta * weights, 0), a)
+  return jnp.sign(x) * shrunk
+
+
+def _sum(v, axis):
+  return jnp.sum(v, axis=axis, keepdims=True)
+
+
+def active_sums(a, w, theta, axis):
+  """Returns ``(s, q)`` over the active set ``{a > theta * w}``.
+
+  ``s = Σ w a`` and ``q = Σ w²`` there, so ``f(theta) = s - theta * q`` and a
+  Newton step from ``theta`` lands at ``(s - r) / q``.
+  """
+  if w is None:
+    active = a > theta
+    s = _sum(jnp.where(active, a, 0), axis)
+    q = _sum(active, axis).astype(a.dtype)  # integer count: exact past 2**24
+  else:
+    active = a > theta * w
+    s = _sum(jnp.where(active, w * a, 0), axis)
+    q = _sum(jnp.where(active, w * w, 0), axis)
+  return s, q
+
+
+def _newton_step(s, q, r):
+  # q == 0 only happens from a start above every breakpoint; restarting at
+  # zero is then a valid lower bound.
+  step = jnp.where(q > 0, (s - r) / jnp.where(q > 0, q, 1), 0)
+  return jnp.maximum(step, 0)
+
+
+def _float_bits(theta):
+  int_type = jnp.int64 if theta.dtype == jnp.float64 else jnp.int32
+  return lax.bitcast_convert_type(theta, int_type)
+
+
+def _bits_float(bits, dtype):
+  return lax.bitcast_convert_type(bits, dtype)
+
+
+def _bisect(a, w, r, axis, lo, s_lo, q_lo, unresolved):
+  """Bisection on the bit pattern of θ ≥ 0 until ``[lo, hi]`` holds no float.
+
+  Non-negative floats order like their bit patterns, so at most (bits - 1)
+  halvings leave adjacent floats; no breakpoint lies strictly between them and
+  the Newton step from ``lo`` is then exact.
+  """
+  dtype = a.dtype
+  hi_bits = jnp.full_like(_float_bits(lo), _float_bits(jnp.asarray(jnp.inf, dtype)))
+  max_steps = jnp.finfo(dtype).bits + 2
+
+  def open_(state):
+    it, lo, _, _, hi_bits = state
+    return (it < max_steps) & jnp.any(unresolved & (hi_bits - _float_bits(lo) > 1))
+
+  def halve(state):
+    it, lo, s_lo, q_lo, hi_bits = state
+    lo_bits = _float_bits(lo)
+    todo = unresolved & (hi_bits - lo_bits > 1)
+    mid = _bits_float(lo_bits + (hi_bits - lo_bits) // 2, dtype)
+    s, q = active_sums(a, w, mid, axis)
+    below_root = s - mid * q >= r
+    take_lo = todo & below_root
+    lo = jnp.where(take_lo, mid, lo)
+    s_lo = jnp.where(take_lo, s, s_lo)
+    q_lo = jnp.where(take_lo, q, q_lo)
+    hi_bits = jnp.where(todo & ~below_root, _float_bits(mid), hi_bits)
+    return it + 1, lo, s_lo, q_lo, hi_bits
+
+  _, lo, s_lo, q_lo, _ = lax.while_loop(
+      open_, halve, (0, lo, s_lo, q_lo, hi_bits))
+  return _newton_step(s_lo, q_lo, r)
+
+
+def _newton_iterations(a, w, r, axis, theta, max_steps):
+  """Newton from ``theta``; returns (θ, last evaluated θ with its sums, moving)."""
+  s, q = active_sums(a, w, theta, axis)
+  # The first step is taken unconditionally: it turns any start into a lower
+  # bound of the root. From there on a step that does not rise means the active
+  # set is final (or rounding has the last word), and the row stops.
+  first = _newton_step(s, q, r)
+  moving = ((first > 0) | (theta > 0)) & (r > 0)
+
+  def more(state):
+    it, _, _, _, _, moving = state
+    return (it < max_steps) & jnp.any(moving)
+
+  def step(state):
+    it, theta, lo, s_lo, q_lo, moving = state
+    s, q = active_sums(a, w, theta, axis)
+    lo = jnp.where(moving, theta, lo)
+    s_lo = jnp.where(moving, s, s_lo)
+    q_lo = jnp.where(moving, q, q_lo)
+    new = _newton_step(s, q, r)
+    rising = moving & (new > theta)
+    return it + 1, jnp.where(rising, new, theta), lo, s_lo, q_lo, rising
+
+  zeros = jnp.zeros_like(first)
+  _, theta, lo, s_lo, q_lo, moving = lax.while_loop(
+      more, step, (0, first, zeros, zeros, zeros, moving))
+  return theta, lo, s_lo, q_lo, moving
+
+
+def _sample_start(a, w, r, axis):
+  """A warm start from a strided sample of the longest reduced axis, or 0."""
+  longest = max(axis, key=lambda ax: a.shape[ax], default=None)
+  if longest is None or a.shape[longest] < SAMPLE_MIN_LENGTH:
+    return jnp.zeros((), a.dtype)
+  stride = a.shape[longest] // SAMPLE_SIZE
+  sample = lax.slice_in_dim(a, 0, None, stride, axis=longest)
+  sample_w = None if w is None else lax.slice_in_dim(w, 0, None, stride, axis=longest)
+  fraction = sample.shape[longest] / a.shape[longest]
+  theta, *_ = _newton_iterations(
+      sample, sample_w, r * fraction, axis, jnp.zeros((), a.dtype), NEWTON_STEPS)
+  return theta
+
+
+def _newton_threshold(a, w, r, axis):
+  theta, lo, s_lo, q_lo, unresolved = _newton_iterations(
+      a, w, r, axis, _sample_start(a, w, r, axis), NEWTON_STEPS)
+  safe = _bisect(a, w, r, axis, lo, s_lo, q_lo, unresolved)
+  return jnp.where(unresolved, safe, theta)
+
+
+def _rows(v, axis):
+  """Moves the reduced axes last and flattens to ``(groups, members)``."""
+  kept = [ax for ax in range(v.ndim) if ax not in axis]
+  moved = jnp.transpose(v, kept + list(axis))
+  return moved.reshape(-1, math.prod(v.shape[ax] for ax in axis))
+
+
+def _sort_threshold(a, w, r, axis):
+  keep_shape = tuple(1 if ax in axis else n for ax, n in enumerate(a.shape))
+  rows = _rows(a, axis)
+  r_rows = jnp.broadcast_to(r, keep_shape).reshape(-1, 1)
+  if w is None:
+    values = -jnp.sort(-rows, axis=-1)
+    numer = jnp.cumsum(values, axis=-1)
+    denom = jnp.arange(1, rows.shape[-1] + 1, dtype=a.dtype)
+    breakpoints = values
+  else:
+    w_rows = _rows(w, axis)
+    ratio = jnp.where(w_rows > 0, rows / jnp.where(w_rows > 0, w_rows, 1), jnp.inf)
+    neg_ratio, wa, ww = lax.sort((-ratio, w_rows * rows, w_rows * w_rows),
+                                 dimension=-1, num_keys=1)
+    breakpoints = -neg_ratio
+    numer = jnp.cumsum(wa, axis=-1)
+    denom = jnp.cumsum(ww, axis=-1)
+  # Candidate thresholds, one per size of the active set; the true one is the
+  # last whose breakpoint is still above it (the test is monotone).
+  candidates = (numer - r_rows) / denom
+  count = jnp.sum(breakpoints > candidates, axis=-1, keepdims=True)
+  theta = jnp.take_along_axis(candidates, jnp.maximum(count - 1, 0), axis=-1)
+  theta = jnp.where(count > 0, jnp.maximum(theta, 0), 0)
+  return theta.reshape(keep_shape)
+
+
+def _solve(a, w, r, axis, method):
+  if method == "sort":
+    theta = _sort_threshold(a, w, r, axis)
+  else:
+    theta = _newton_threshold(a, w, r, axis)
+  # A radius of 0 (or below) keeps nothing that is constrained.
+  return jnp.where(r > 0, theta, jnp.inf)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def l1_threshold(a, radius, axis, method="newton"):
+  r"""θ with Σ (a − θ)₊ = radius per group, 0 inside the ball, ∞ for radius 0.
+
+  Args:
+    a: non-negative magnitudes.
+    radius: non-negative radius, broadcastable to the kept shape.
+    axis: tuple of axes reduced inside one group.
+    method: ``"newton"`` or ``"sort"``.
+
+  Returns:
+    θ with the reduced axes kept as size 1.
+  """
+  return _solve(a, None, radius, axis, method)
+
+
+@l1_threshold.defjvp
+def _l1_threshold_jvp(axis, method, primals, tangents):
+  a, r = primals
+  da, dr = tangents
+  theta = l1_threshold(a, r, axis, method)
+  active = a > theta
+  q = _sum(active, axis).astype(a.dtype)
+  ds = _sum(jnp.where(active, da, 0), axis)
+  projecting = (theta > 0) & (q > 0)
+  dtheta = jnp.where(projecting, (ds - dr) / jnp.where(projecting, q, 1), 0)
+  return theta, dtheta
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def weighted_l1_threshold(a, weights, radius, axis, method="newton"):
+  r"""θ with Σ w (a − θ w)₊ = radius per group (see :func:`l1_threshold`)."""
+  return _solve(a, weights, radius, axis, method)
+
+
+@weighted_l1_threshold.defjvp
+def _weighted_l1_threshold_jvp(axis, method, primals, tangents):
+  a, w, r = primals
+  da, dw, dr = tangents
+  theta = weighted_l1_threshold(a, w, r, axis, method)
+  active = a > theta * w
+  q = _sum(jnp.where(active, w * w, 0), axis)
+  # Implicit differentiation of Σ_active w (a − θ w) = r.
+  ds = _sum(jnp.where(active, w * da + (a - 2 * theta * w) * dw, 0), axis)
+  projecting = (theta > 0) & (q > 0)
+  dtheta = jnp.where(projecting, (ds - dr) / jnp.where(projecting, q, 1), 0)
+  return theta, dtheta
