@@ -1,0 +1,164 @@
+"""Times the projections and prints Markdown tables of medians and ratios.
+
+Everything is measured in one run, side by side: each function is jitted,
+warmed up, then called ``--repeats`` times with ``block_until_ready``; the
+table shows the median. Run::
+
+    python experiments/bench_projections.py            # the full table
+    python experiments/bench_projections.py --quick    # small sizes only
+
+The ratios the project tracks are printed under the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sparse_optax import projections
+
+L1_SIZES = (10_000, 100_000, 1_000_000, 4_000_000)
+GROUP_SHAPES = ((1024, 1024), (4096, 1024))
+RADIUS_FRACTIONS = (1e-3, 1e-2, 1e-1, 0.5, 2.0)
+
+
+def median_ms(fn, *args, repeats: int) -> float:
+  """Median wall time of ``fn(*args)`` in milliseconds, after two warm-ups."""
+  for _ in range(2):
+    jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times)
+
+
+def gaussian(shape, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def l1_table(sizes, fraction, repeats):
+  """Rows: n, then the medians of every ℓ1 implementation and the floor."""
+  contenders = {
+      "streaming floor `abs(x).sum()`": jax.jit(lambda x, r: jnp.abs(x).sum()),
+      "l1_ball newton": jax.jit(lambda x, r: projections.l1_ball(x, r)),
+      "l1_ball sort": jax.jit(lambda x, r: projections.l1_ball(x, r, method="sort")),
+      "optax projection_l1_ball": jax.jit(optax.projections.projection_l1_ball),
+  }
+  rows = []
+  for n in sizes:
+    x = gaussian((n,))
+    r = fraction * float(jnp.abs(x).sum())
+    # Sorting 4e6 floats takes a second on a CPU: fewer repeats suffice.
+    rows.append({name: median_ms(fn, x, r, repeats=repeats if n < 4_000_000 else max(3, repeats // 4))
+                 for name, fn in contenders.items()})
+  return rows
+
+
+def radius_table(n, fractions, repeats):
+  x = gaussian((n,))
+  norm = float(jnp.abs(x).sum())
+  floor = median_ms(jax.jit(lambda x: jnp.abs(x).sum()), x, repeats=repeats)
+  fast = jax.jit(lambda x, r: projections.l1_ball(x, r))
+  return floor, [(f, median_ms(fast, x, f * norm, repeats=repeats)) for f in fractions]
+
+
+def group_norm(name, x):
+  a = jnp.abs(x)
+  if name in ("l1inf_ball", "bilevel_l1inf_ball"):
+    return float(jnp.max(a, axis=-1).sum())
+  if name == "l21_ball":
+    return float(jnp.linalg.norm(x, axis=-1).sum())
+  return float(a.sum())
+
+
+def group_table(shapes, fraction, repeats):
+  names = ("l1_ball", "l21_ball", "l11_ball", "l1inf_ball", "bilevel_l1inf_ball")
+  rows = []
+  for shape in shapes:
+    x = gaussian(shape, seed=1)
+    row = {}
+    for name in names:
+      fn = jax.jit(getattr(projections, name))
+      row[name] = median_ms(fn, x, fraction * group_norm(name, x), repeats=repeats)
+    rows.append(row)
+  return rows
+
+
+def markdown(header, rows):
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+  parser.add_argument("--repeats", type=int, default=20)
+  parser.add_argument("--fraction", type=float, default=0.1,
+                      help="radius as a fraction of the input's norm in that ball")
+  args = parser.parse_args(argv)
+  sizes = L1_SIZES[:2] if args.quick else L1_SIZES
+  shapes = ((256, 256),) if args.quick else GROUP_SHAPES
+  repeats = 5 if args.quick else args.repeats
+
+  print(f"# Projection benchmark\n\njax {jax.__version__}, optax {optax.__version__}, "
+        f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}), "
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+        f"float32 Gaussian input; radius = {args.fraction:g} x the input's norm; "
+        f"median of {repeats} calls after warm-up, in ms.\n")
+
+  l1_rows = l1_table(sizes, args.fraction, repeats)
+  names = list(l1_rows[0])
+  floor, fast, sort, optax_name = names
+  print("## ℓ1 ball\n")
+  print(markdown(
+      ["n"] + names + ["optax / newton", "newton / floor"],
+      [[f"{n:.0e}"] + [f"{row[k]:.3f}" for k in names]
+       + [f"{row[optax_name] / row[fast]:.1f}x", f"{row[fast] / row[floor]:.1f}x"]
+       for n, row in zip(sizes, l1_rows)]))
+
+  n_radius = sizes[-2] if len(sizes) > 2 else sizes[-1]
+  floor_ms, radius_rows = radius_table(n_radius, RADIUS_FRACTIONS, repeats)
+  print(f"\n## ℓ1 ball, newton, n = {n_radius:.0e}: cost against the radius "
+        f"(floor {floor_ms:.3f} ms)\n")
+  print(markdown(["radius / ‖x‖₁", "ms", "/ floor"],
+                 [[f"{f:g}", f"{ms:.3f}", f"{ms / floor_ms:.1f}x"] for f, ms in radius_rows]))
+
+  group_rows = group_table(shapes, args.fraction, repeats)
+  group_names = list(group_rows[0])
+  print("\n## Group balls (groups = rows, `axis=-1`)\n")
+  print(markdown(
+      ["shape"] + group_names + ["l11 / l1", "l1inf / bilevel"],
+      [[f"{s[0]}x{s[1]}"] + [f"{row[k]:.3f}" for k in group_names]
+       + [f"{row['l11_ball'] / row['l1_ball']:.2f}x",
+          f"{row['l1inf_ball'] / row['bilevel_l1inf_ball']:.2f}x"]
+       for s, row in zip(shapes, group_rows)]))
+
+  if not args.quick:
+    at_1e6 = l1_rows[sizes.index(1_000_000)]
+    square = group_rows[0]
+    print("\n## Targets\n")
+    checks = [
+        ("optax / newton at n=1e6 >= 50", at_1e6[optax_name] / at_1e6[fast], lambda v: v >= 50),
+        ("newton / floor at n=1e6 <= 10", at_1e6[fast] / at_1e6[floor], lambda v: v <= 10),
+        ("l11 / l1 on 1024x1024 <= 3", square["l11_ball"] / square["l1_ball"], lambda v: v <= 3),
+        ("l1inf / bilevel on 1024x1024 <= 10",
+         square["l1inf_ball"] / square["bilevel_l1inf_ball"], lambda v: v <= 10),
+    ]
+    print(markdown(["target", "measured", "met"],
+                   [[name, f"{v:.2f}", "yes" if ok(v) else "NO"] for name, v, ok in checks]))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
