@@ -50,9 +50,9 @@ def group_budgets(norms, radius):
 def _l21_ball(x, radius, axis):
   v = x.astype(_checks.compute_dtype(x.dtype))
   norms = group_norms(v, axis, ord=2)
-  budgets, _ = group_budgets(norms, radius)
+  budgets, theta = group_budgets(norms, radius)
   scale = budgets / jnp.where(norms > 0, norms, 1)
-  return (v * scale).astype(x.dtype)
+  return jnp.where(theta > 0, v * scale, v).astype(x.dtype)
 
 
 def l21_ball(x, radius, *, axis=-1) -> jax.Array:
@@ -79,8 +79,8 @@ def l21_ball(x, radius, *, axis=-1) -> jax.Array:
   Example:
     >>> import jax.numpy as jnp
     >>> from sparse_optax.projections import l21_ball
-    >>> l21_ball(jnp.array([[3.0, 4.0], [0.6, 0.8]]), 3.0)
-    Array([[1.8, 2.4],
+    >>> l21_ball(jnp.array([[3.0, 4.0], [0.6, 0.8]]), 2.5)
+    Array([[1.5, 2. ],
            [0. , 0. ]], dtype=float32)
 
   References:

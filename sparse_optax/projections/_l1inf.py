@@ -23,7 +23,10 @@ L1INF_STEPS = 64
 
 
 def _clip(v, levels):
-  return jnp.sign(v) * jnp.minimum(jnp.abs(v), levels)
+  # `where`, not `minimum`: at a tie (a group maximum inside the ball) the
+  # derivative must follow |v|, where `minimum` would split it in halves.
+  a = jnp.abs(v)
+  return jnp.sign(v) * jnp.where(a > levels, levels, a)
 
 
 def _levels_from_tangents(sums, counts, radius):
@@ -39,7 +42,7 @@ def _levels_from_tangents(sums, counts, radius):
   w = jnp.where(has_mass, lax.rsqrt(jnp.where(has_mass, counts, 1)), 0)
   every_axis = tuple(range(sums.ndim))
   lam = _threshold.weighted_l1_threshold(sums * w, w, radius, every_axis)
-  levels = jnp.where(has_mass, jnp.maximum(sums - lam, 0) * w * w, 0)
+  levels = jnp.maximum(sums - lam, 0) / jnp.where(has_mass, counts, 1)
   return lam, levels
 
 
@@ -88,7 +91,8 @@ def _l1inf_levels_jvp(axis, primals, tangents):
   clipped = a > levels
   counts = jnp.sum(clipped, axis=axis, keepdims=True).astype(a.dtype)
   dsums = jnp.sum(jnp.where(clipped, da, 0), axis=axis, keepdims=True)
-  live = (levels > 0) & (counts > 0) & (jnp.sum(levels) >= r)
+  inside = jnp.sum(jnp.max(a, axis=axis, keepdims=True)) <= r
+  live = (levels > 0) & (counts > 0) & ~inside
   inv_k = jnp.where(live, 1 / jnp.where(live, counts, 1), 0)
   total = jnp.sum(inv_k)
   dlam = (jnp.sum(dsums * inv_k) - dr) / jnp.where(total > 0, total, 1)
@@ -130,9 +134,9 @@ def l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
   Example:
     >>> import jax.numpy as jnp
     >>> from sparse_optax.projections import l1inf_ball
-    >>> l1inf_ball(jnp.array([[4.0, 2.0], [1.0, 0.0]]), 2.0)
-    Array([[2., 2.],
-           [0., 0.]], dtype=float32)
+    >>> l1inf_ball(jnp.array([[4.0, 4.0], [3.0, 0.0]]), 4.0)
+    Array([[3., 3.],
+           [1., 0.]], dtype=float32)
 
   References:
     Quattoni, Carreras, Collins & Darrell, "An efficient projection for
@@ -172,9 +176,9 @@ def bilevel_l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
   Example:
     >>> import jax.numpy as jnp
     >>> from sparse_optax.projections import bilevel_l1inf_ball
-    >>> bilevel_l1inf_ball(jnp.array([[4.0, 2.0], [1.0, 0.0]]), 2.0)
-    Array([[1.5, 1.5],
-           [0. , 0. ]], dtype=float32)
+    >>> bilevel_l1inf_ball(jnp.array([[4.0, 4.0], [3.0, 0.0]]), 4.0)
+    Array([[2.5, 2.5],
+           [1.5, 0. ]], dtype=float32)
 
   References:
     Barlaud, Perez & Marmorat, "A new linear time bi-level ℓ1,∞ projection;

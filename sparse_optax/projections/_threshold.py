@@ -194,6 +194,7 @@ def _sort_threshold(a, w, r, axis):
     numer = jnp.cumsum(values, axis=-1)
     denom = jnp.arange(1, rows.shape[-1] + 1, dtype=a.dtype)
     breakpoints = values
+    unconstrained = 0
   else:
     w_rows = _rows(w, axis)
     ratio = jnp.where(w_rows > 0, rows / jnp.where(w_rows > 0, w_rows, 1), jnp.inf)
@@ -202,13 +203,17 @@ def _sort_threshold(a, w, r, axis):
     breakpoints = -neg_ratio
     numer = jnp.cumsum(wa, axis=-1)
     denom = jnp.cumsum(ww, axis=-1)
+    unconstrained = jnp.sum(w_rows == 0, axis=-1, keepdims=True)
   # Candidate thresholds, one per size of the active set; the true one is the
-  # last whose breakpoint is still above it (the test is monotone).
+  # last whose breakpoint is not below it (the test is monotone). Outside the
+  # ball the largest finite breakpoint is always active, but when the radius
+  # is below the rounding of its own candidate the test can miss it: hence
+  # the lower bound on the count.
   candidates = (numer - r_rows) / denom
-  count = jnp.sum(breakpoints > candidates, axis=-1, keepdims=True)
-  theta = jnp.take_along_axis(candidates, jnp.maximum(count - 1, 0), axis=-1)
-  theta = jnp.where(count > 0, jnp.maximum(theta, 0), 0)
-  return theta.reshape(keep_shape)
+  count = jnp.sum(breakpoints >= candidates, axis=-1, keepdims=True)
+  count = jnp.maximum(count, jnp.minimum(unconstrained + 1, rows.shape[-1]))
+  theta = jnp.take_along_axis(candidates, count - 1, axis=-1)
+  return jnp.maximum(theta, 0).reshape(keep_shape)
 
 
 def _solve(a, w, r, axis, method):
