@@ -1,5 +1,7 @@
 """Shared test settings: the hypothesis profile and a float64 fixture."""
 
+import os
+
 import hypothesis
 import jax
 import pytest
@@ -7,7 +9,10 @@ import pytest
 hypothesis.settings.register_profile(
     "default", max_examples=40, deadline=None,
     suppress_health_check=[hypothesis.HealthCheck.too_slow])
-hypothesis.settings.load_profile("default")
+hypothesis.settings.register_profile(
+    "thorough", max_examples=1000, deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

@@ -1,0 +1,31 @@
+"""The README's commands are the ones CI runs, and its example runs."""
+
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def readme_blocks(language):
+  text = (ROOT / "README.md").read_text()
+  return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_ci_runs_the_readme_test_command():
+  test_command = readme_blocks("bash")[0].strip()
+  assert "pytest" in test_command
+  ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+  assert test_command in ci_lines
+
+
+def test_main_job_command_names_an_existing_script():
+  main_command = readme_blocks("bash")[1].strip()
+  script = re.search(r"python (\S+\.py)", main_command).group(1)
+  assert (ROOT / script).is_file()
+
+
+def test_python_example_runs():
+  namespace = {}
+  exec(compile(readme_blocks("python")[0], "README.md", "exec"), namespace)
+  assert 0 < namespace["dead_inputs"] < 784
+  assert namespace["batch"].shape == (2, 784, 300)
