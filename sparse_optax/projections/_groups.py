@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from sparse_optax.projections import _checks
 from sparse_optax.projections import _threshold
+from sparse_optax.projections import _warm
 
 
 def validated_group_call(core, x, radius, axis, fn_name):
@@ -36,23 +37,38 @@ def group_norms(v, axis, ord):
   return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, squares, 1)), 0)
 
 
-def group_budgets(norms, radius):
+def group_budgets(norms, radius, start=None):
   """ℓ1 projection of the vector of group norms: the radius each group keeps.
 
   Returns ``(budgets, theta)``; ``theta == 0`` means the point is inside.
   """
   r = jnp.maximum(jnp.asarray(radius, norms.dtype), 0)
-  theta = _threshold.l1_threshold(norms, r, tuple(range(norms.ndim)))
+  theta = _threshold.l1_threshold(norms, r, tuple(range(norms.ndim)), start=start)
   return jnp.maximum(norms - theta, 0), theta
+
+
+def _l21_ball_from(x, radius, start, axis):
+  v = x.astype(_checks.compute_dtype(x.dtype))
+  norms = group_norms(v, axis, ord=2)
+  budgets, theta = group_budgets(norms, radius, start)
+  scale = budgets / jnp.where(norms > 0, norms, 1)
+  return jnp.where(theta > 0, v * scale, v).astype(x.dtype), theta
 
 
 @functools.partial(jax.jit, static_argnames="axis")
 def _l21_ball(x, radius, axis):
-  v = x.astype(_checks.compute_dtype(x.dtype))
-  norms = group_norms(v, axis, ord=2)
-  budgets, theta = group_budgets(norms, radius)
-  scale = budgets / jnp.where(norms > 0, norms, 1)
-  return jnp.where(theta > 0, v * scale, v).astype(x.dtype)
+  return _l21_ball_from(x, radius, None, axis)[0]
+
+
+def outer_cold(x, axis):
+  """Cold search state of a threshold over all groups (one value per array)."""
+  return jnp.zeros((1,) * x.ndim, _checks.compute_dtype(x.dtype))
+
+
+L21_BALL = _warm.WarmStart(
+    cold=outer_cold,
+    project=jax.jit(lambda x, radius, start, axis: _l21_ball_from(x, radius, start, axis),
+                    static_argnames="axis"))
 
 
 def l21_ball(x, radius, *, axis=-1) -> jax.Array:
@@ -91,15 +107,28 @@ def l21_ball(x, radius, *, axis=-1) -> jax.Array:
   return validated_group_call(_l21_ball, x, radius, axis, "l21_ball")
 
 
-@functools.partial(jax.jit, static_argnames="axis")
-def _l11_ball(x, radius, axis):
+def _l11_ball_from(x, radius, starts, axis):
+  outer_start, inner_start = (None, None) if starts is None else starts
   v = x.astype(_checks.compute_dtype(x.dtype))
   a = jnp.abs(v)
-  budgets, theta = group_budgets(group_norms(v, axis, ord=1), radius)
-  inner = _threshold.l1_threshold(a, budgets, axis)
+  budgets, theta = group_budgets(group_norms(v, axis, ord=1), radius, outer_start)
+  inner = _threshold.l1_threshold(a, budgets, axis, start=inner_start)
   # Inside the ball the outer threshold is exactly 0; returning v then avoids
   # trusting two differently rounded sums of the same group to agree.
-  return jnp.where(theta > 0, _threshold.soft_threshold(v, inner), v).astype(x.dtype)
+  projected = jnp.where(theta > 0, _threshold.soft_threshold(v, inner), v).astype(x.dtype)
+  return projected, (theta, inner)
+
+
+@functools.partial(jax.jit, static_argnames="axis")
+def _l11_ball(x, radius, axis):
+  return _l11_ball_from(x, radius, None, axis)[0]
+
+
+L11_BALL = _warm.WarmStart(
+    cold=lambda x, axis: (outer_cold(x, axis), jnp.zeros(_warm.kept_shape(x.shape, axis),
+                                                          _checks.compute_dtype(x.dtype))),
+    project=jax.jit(lambda x, radius, starts, axis: _l11_ball_from(x, radius, starts, axis),
+                    static_argnames="axis"))
 
 
 def l11_ball(x, radius, *, axis=-1) -> jax.Array:

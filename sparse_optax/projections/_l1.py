@@ -9,15 +9,26 @@ import jax.numpy as jnp
 
 from sparse_optax.projections import _checks
 from sparse_optax.projections import _threshold
+from sparse_optax.projections import _warm
+
+
+def _l1_ball_from(x, radius, start, method):
+  dtype = _checks.compute_dtype(x.dtype)
+  flat = x.reshape(-1).astype(dtype)
+  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
+  theta = _threshold.l1_threshold(jnp.abs(flat), r, (0,), method, start)
+  return _threshold.soft_threshold(flat, theta).reshape(x.shape).astype(x.dtype), theta
 
 
 @functools.partial(jax.jit, static_argnames="method")
 def _l1_ball(x, radius, method):
-  dtype = _checks.compute_dtype(x.dtype)
-  flat = x.reshape(-1).astype(dtype)
-  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
-  theta = _threshold.l1_threshold(jnp.abs(flat), r, (0,), method)
-  return _threshold.soft_threshold(flat, theta).reshape(x.shape).astype(x.dtype)
+  return _l1_ball_from(x, radius, None, method)[0]
+
+
+L1_BALL = _warm.WarmStart(
+    cold=lambda x, method="newton": jnp.zeros((1,), _checks.compute_dtype(x.dtype)),
+    project=jax.jit(lambda x, radius, start, method="newton": _l1_ball_from(x, radius, start, method),
+                    static_argnames="method"))
 
 
 def l1_ball(x, radius, *, method: str = "newton") -> jax.Array:
@@ -67,14 +78,26 @@ def l1_ball(x, radius, *, method: str = "newton") -> jax.Array:
   return _l1_ball(x, radius, method)
 
 
-@functools.partial(jax.jit, static_argnames="method")
-def _weighted_l1_ball(x, radius, weights, method):
+def _weighted_l1_ball_from(x, radius, weights, start, method):
   dtype = _checks.compute_dtype(x.dtype)
   flat = x.reshape(-1).astype(dtype)
   w = jnp.maximum(weights.reshape(-1).astype(dtype), 0)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
-  theta = _threshold.weighted_l1_threshold(jnp.abs(flat), w, r, (0,), method)
-  return _threshold.soft_threshold(flat, theta, w).reshape(x.shape).astype(x.dtype)
+  theta = _threshold.weighted_l1_threshold(jnp.abs(flat), w, r, (0,), method, start)
+  return _threshold.soft_threshold(flat, theta, w).reshape(x.shape).astype(x.dtype), theta
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _weighted_l1_ball(x, radius, weights, method):
+  return _weighted_l1_ball_from(x, radius, weights, None, method)[0]
+
+
+WEIGHTED_L1_BALL = _warm.WarmStart(
+    cold=lambda x, weights, method="newton": jnp.zeros((1,), _checks.compute_dtype(x.dtype)),
+    project=jax.jit(
+        lambda x, radius, start, weights, method="newton":
+        _weighted_l1_ball_from(x, radius, jnp.asarray(weights), start, method),
+        static_argnames="method"))
 
 
 def weighted_l1_ball(x, radius, weights, *, method: str = "newton") -> jax.Array:

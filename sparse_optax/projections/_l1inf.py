@@ -15,6 +15,7 @@ from jax import lax
 from sparse_optax.projections import _checks
 from sparse_optax.projections import _groups
 from sparse_optax.projections import _threshold
+from sparse_optax.projections import _warm
 
 # Bound on the joint Newton iterations of the exact projection. On every
 # input tried it converged in far fewer; past the bound the levels still sum to
@@ -46,8 +47,7 @@ def _levels_from_tangents(sums, counts, radius):
   return lam, levels
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def l1inf_levels(a, radius, axis):
+def l1inf_levels(a, radius, axis, start=None):
   r"""Clipping levels μ of the exact ℓ1,∞ projection (reduced axes kept).
 
   Joint Newton on the optimality system (the groups share one multiplier
@@ -57,12 +57,26 @@ def l1inf_levels(a, radius, axis):
   the current level (one pass) and solves the linear system exactly. Since the
   lines lie under the convex masses, λ never overshoots and rises
   monotonically; once no active set changes, the levels are exact.
+
+  ``start`` (kept shape) are levels to linearise at first, e.g. those of a
+  previous nearby problem; ``None`` or ``inf`` start at the group maxima.
   """
+  if start is None:
+    start = jnp.full((), jnp.inf, a.dtype)
+  return _l1inf_levels(a, radius, start, axis)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _l1inf_levels(a, radius, start, axis):
   gmax = jnp.max(a, axis=axis, keepdims=True)
   inside = jnp.sum(gmax) <= radius
-  # The left tangent at the group maximum starts the iteration below λ*.
-  ties = jnp.sum(a >= gmax, axis=axis, keepdims=True).astype(a.dtype)
-  lam, levels = _levels_from_tangents(ties * gmax, ties, radius)
+  # Left tangents (a subgradient of each convex clipped mass) at the start,
+  # capped at the group maximum, put the first λ below λ*.
+  first = jnp.minimum(start, gmax)
+  above = a >= first
+  counts = jnp.sum(above, axis=axis, keepdims=True).astype(a.dtype)
+  sums = jnp.sum(jnp.where(above, a, 0), axis=axis, keepdims=True)
+  lam, levels = _levels_from_tangents(sums, counts, radius)
 
   def more(state):
     it, _, _, moving = state
@@ -82,12 +96,13 @@ def l1inf_levels(a, radius, axis):
   return jnp.where(inside, gmax, levels)
 
 
-@l1inf_levels.defjvp
+@_l1inf_levels.defjvp
 def _l1inf_levels_jvp(axis, primals, tangents):
-  a, r = primals
-  da, dr = tangents
-  levels = l1inf_levels(a, r, axis)
-  # Differentiate S_g − k_g μ_g = λ on the clipped groups and Σ μ_g = r.
+  a, r, _ = primals
+  da, dr, _ = tangents
+  levels = _l1inf_levels(*primals, axis)
+  # Differentiate S_g − k_g μ_g = λ on the clipped groups and Σ μ_g = r; the
+  # start is only where the search began.
   clipped = a > levels
   counts = jnp.sum(clipped, axis=axis, keepdims=True).astype(a.dtype)
   dsums = jnp.sum(jnp.where(clipped, da, 0), axis=axis, keepdims=True)
@@ -100,11 +115,23 @@ def _l1inf_levels_jvp(axis, primals, tangents):
   return levels, dlevels
 
 
-@functools.partial(jax.jit, static_argnames="axis")
-def _l1inf_ball(x, radius, axis):
+def _l1inf_ball_from(x, radius, start, axis):
   v = x.astype(_checks.compute_dtype(x.dtype))
   r = jnp.maximum(jnp.asarray(radius, v.dtype), 0)
-  return _clip(v, l1inf_levels(jnp.abs(v), r, axis)).astype(x.dtype)
+  levels = l1inf_levels(jnp.abs(v), r, axis, start)
+  return _clip(v, levels).astype(x.dtype), levels
+
+
+@functools.partial(jax.jit, static_argnames="axis")
+def _l1inf_ball(x, radius, axis):
+  return _l1inf_ball_from(x, radius, None, axis)[0]
+
+
+L1INF_BALL = _warm.WarmStart(
+    cold=lambda x, axis: jnp.full(_warm.kept_shape(x.shape, axis), jnp.inf,
+                                  _checks.compute_dtype(x.dtype)),
+    project=jax.jit(lambda x, radius, start, axis: _l1inf_ball_from(x, radius, start, axis),
+                    static_argnames="axis"))
 
 
 def l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
@@ -146,12 +173,22 @@ def l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
   return _groups.validated_group_call(_l1inf_ball, x, radius, axis, "l1inf_ball")
 
 
-@functools.partial(jax.jit, static_argnames="axis")
-def _bilevel_l1inf_ball(x, radius, axis):
+def _bilevel_l1inf_ball_from(x, radius, start, axis):
   v = x.astype(_checks.compute_dtype(x.dtype))
   gmax = jnp.max(jnp.abs(v), axis=axis, keepdims=True)
-  budgets, _ = _groups.group_budgets(gmax, radius)
-  return _clip(v, budgets).astype(x.dtype)
+  budgets, theta = _groups.group_budgets(gmax, radius, start)
+  return _clip(v, budgets).astype(x.dtype), theta
+
+
+@functools.partial(jax.jit, static_argnames="axis")
+def _bilevel_l1inf_ball(x, radius, axis):
+  return _bilevel_l1inf_ball_from(x, radius, None, axis)[0]
+
+
+BILEVEL_L1INF_BALL = _warm.WarmStart(
+    cold=_groups.outer_cold,
+    project=jax.jit(lambda x, radius, start, axis: _bilevel_l1inf_ball_from(x, radius, start, axis),
+                    static_argnames="axis"))
 
 
 def bilevel_l1inf_ball(x, radius, *, axis=-1) -> jax.Array:

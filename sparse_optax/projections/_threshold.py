@@ -128,18 +128,21 @@ def _bisect(a, w, r, axis, lo, s_lo, q_lo, unresolved):
   return _newton_step(s_lo, q_lo, r)
 
 
-def _newton_iterations(a, w, r, axis, theta, max_steps):
-  """Newton from ``theta``; returns (θ, last evaluated θ with its sums, moving)."""
+def _newton_iterations(a, w, r, axis, theta, max_steps, settle=0):
+  """Newton from ``theta``; returns (θ, last evaluated θ with its sums, moving).
+
+  Stops after ``max_steps`` passes or once at most ``settle`` groups move.
+  """
   s, q = active_sums(a, w, theta, axis)
   # The first step is taken unconditionally: it turns any start into a lower
   # bound of the root. From there on a step that does not rise means the active
-  # set is final (or rounding has the last word), and the row stops.
+  # set is final (or rounding has the last word), and the group stops.
   first = _newton_step(s, q, r)
   moving = ((first > 0) | (theta > 0)) & (r > 0)
 
   def more(state):
     it, _, _, _, _, moving = state
-    return (it < max_steps) & jnp.any(moving)
+    return (it < max_steps) & (jnp.sum(moving) > settle)
 
   def step(state):
     it, theta, lo, s_lo, q_lo, moving = state
@@ -171,11 +174,49 @@ def _sample_start(a, w, r, axis):
   return theta
 
 
-def _newton_threshold(a, w, r, axis):
+def _settle_size(shape, axis):
+  """How many still-moving groups are worth gathering out of a batch, or 0.
+
+  Groups stop at different passes, yet every pass reads them all. Once few
+  remain (a static bound: an eighth of the groups), the last passes run on a
+  gathered copy of just those rows. Only for contiguous groups (trailing
+  reduced axes), where the row view is free.
+  """
+  kept = [n for ax, n in enumerate(shape) if ax not in axis]
+  trailing = tuple(range(len(shape) - len(axis), len(shape)))
+  if tuple(axis) != trailing or math.prod(kept) < 64 or math.prod(shape) < 1 << 15:
+    return 0
+  return math.prod(kept) // 8
+
+
+def _finish_moving_rows(a, w, r, axis, theta, moving, size):
+  """Finishes the search of the (at most ``size``) moving groups on their rows."""
+  groups = math.prod(theta.shape)
+  rows = lambda v: jnp.broadcast_to(v, a.shape).reshape(groups, -1)
+  per_group = lambda v: jnp.broadcast_to(v, theta.shape).reshape(groups, 1)
+  index = jnp.nonzero(moving.reshape(groups), size=size, fill_value=groups)[0]
+  take = lambda v: v.at[index].get(mode="fill", fill_value=0)
+  sub_theta = _newton_threshold(
+      take(rows(a)), None if w is None else take(rows(w)), take(per_group(r)), (1,),
+      take(per_group(theta)), settle=False)
+  return per_group(theta).at[index].set(sub_theta, mode="drop").reshape(theta.shape)
+
+
+def _newton_threshold(a, w, r, axis, start, settle=True):
+  if start is None:
+    start = _sample_start(a, w, r, axis)
+  size = _settle_size(a.shape, axis) if settle else 0
   theta, lo, s_lo, q_lo, unresolved = _newton_iterations(
-      a, w, r, axis, _sample_start(a, w, r, axis), NEWTON_STEPS)
-  safe = _bisect(a, w, r, axis, lo, s_lo, q_lo, unresolved)
-  return jnp.where(unresolved, safe, theta)
+      a, w, r, axis, start, NEWTON_STEPS, settle=size)
+
+  def safeguard():
+    return jnp.where(unresolved, _bisect(a, w, r, axis, lo, s_lo, q_lo, unresolved), theta)
+
+  if not size:
+    return safeguard()
+  return lax.cond(jnp.sum(unresolved) <= size,
+                  lambda: _finish_moving_rows(a, w, r, axis, theta, unresolved, size),
+                  safeguard)
 
 
 def _rows(v, axis):
@@ -216,17 +257,16 @@ def _sort_threshold(a, w, r, axis):
   return jnp.maximum(theta, 0).reshape(keep_shape)
 
 
-def _solve(a, w, r, axis, method):
+def _solve(a, w, r, axis, method, start):
   if method == "sort":
     theta = _sort_threshold(a, w, r, axis)
   else:
-    theta = _newton_threshold(a, w, r, axis)
+    theta = _newton_threshold(a, w, r, axis, start)
   # A radius of 0 (or below) keeps nothing that is constrained.
   return jnp.where(r > 0, theta, jnp.inf)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def l1_threshold(a, radius, axis, method="newton"):
+def l1_threshold(a, radius, axis, method="newton", start=None):
   r"""θ with Σ (a − θ)₊ = radius per group, 0 inside the ball, ∞ for radius 0.
 
   Args:
@@ -234,40 +274,42 @@ def l1_threshold(a, radius, axis, method="newton"):
     radius: non-negative radius, broadcastable to the kept shape.
     axis: tuple of axes reduced inside one group.
     method: ``"newton"`` or ``"sort"``.
+    start: optional first guess for ``"newton"`` (kept shape), e.g. the
+      threshold of a previous, nearby problem; any value is safe (the first
+      Newton step from it is a lower bound). ``None``: a strided sample.
 
   Returns:
     θ with the reduced axes kept as size 1.
   """
-  return _solve(a, None, radius, axis, method)
+  return _threshold(a, None, radius, axis, method, start)
 
 
-@l1_threshold.defjvp
-def _l1_threshold_jvp(axis, method, primals, tangents):
-  a, r = primals
-  da, dr = tangents
-  theta = l1_threshold(a, r, axis, method)
-  active = a > theta
-  q = _sum(active, axis).astype(a.dtype)
-  ds = _sum(jnp.where(active, da, 0), axis)
-  projecting = (theta > 0) & (q > 0)
-  dtheta = jnp.where(projecting, (ds - dr) / jnp.where(projecting, q, 1), 0)
-  return theta, dtheta
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def weighted_l1_threshold(a, weights, radius, axis, method="newton"):
+def weighted_l1_threshold(a, weights, radius, axis, method="newton", start=None):
   r"""θ with Σ w (a − θ w)₊ = radius per group (see :func:`l1_threshold`)."""
-  return _solve(a, weights, radius, axis, method)
+  return _threshold(a, weights, radius, axis, method, start)
 
 
-@weighted_l1_threshold.defjvp
-def _weighted_l1_threshold_jvp(axis, method, primals, tangents):
-  a, w, r = primals
-  da, dw, dr = tangents
-  theta = weighted_l1_threshold(a, w, r, axis, method)
+def _threshold(a, w, radius, axis, method, start):
+  weighted, warm = w is not None, start is not None
+  return _differentiable_threshold(
+      a, w if weighted else jnp.ones((), a.dtype), radius,
+      start if warm else jnp.zeros((), a.dtype), axis, method, weighted, warm)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6, 7))
+def _differentiable_threshold(a, w, radius, start, axis, method, weighted, warm):
+  return _solve(a, w if weighted else None, radius, axis, method, start if warm else None)
+
+
+@_differentiable_threshold.defjvp
+def _differentiable_threshold_jvp(axis, method, weighted, warm, primals, tangents):
+  a, w, r, _ = primals
+  da, dw, dr, _ = tangents
+  theta = _differentiable_threshold(*primals, axis, method, weighted, warm)
+  # Implicit differentiation of Σ_active w (a − θ w) = r; the start is only a
+  # guess and has no influence on the root.
   active = a > theta * w
   q = _sum(jnp.where(active, w * w, 0), axis)
-  # Implicit differentiation of Σ_active w (a − θ w) = r.
   ds = _sum(jnp.where(active, w * da + (a - 2 * theta * w) * dw, 0), axis)
   projecting = (theta > 0) & (q > 0)
   dtheta = jnp.where(projecting, (ds - dr) / jnp.where(projecting, q, 1), 0)
