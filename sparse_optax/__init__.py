@@ -3,11 +3,35 @@
 Barlaud & Guyard (ICPR 2020) train networks whose weight matrices are
 projected, after each gradient step, onto an ℓ1, ℓ2,1 or bilevel ℓ1,1 ball;
 whole neurons and filters vanish. This package brings the projections to JAX
-(:mod:`sparse_optax.projections`).
+(:mod:`sparse_optax.projections`) as Optax transformations::
+
+  tx = optax.chain(optax.adam(1e-3), sparse_optax.project_l11(eta=400.0))
+
+and the lottery stage (:mod:`sparse_optax.lottery`).
 """
 
+from sparse_optax import lottery
 from sparse_optax import projections
+from sparse_optax.transforms import ProjectionState
+from sparse_optax.transforms import apply_mask
+from sparse_optax.transforms import project_bilevel_l1inf
+from sparse_optax.transforms import project_l1
+from sparse_optax.transforms import project_l11
+from sparse_optax.transforms import project_l1inf
+from sparse_optax.transforms import project_l21
+from sparse_optax.transforms import project_weighted_l1
 
 __version__ = "0.1.0"
 
-__all__ = ("projections",)
+__all__ = (
+    "ProjectionState",
+    "apply_mask",
+    "lottery",
+    "project_bilevel_l1inf",
+    "project_l1",
+    "project_l11",
+    "project_l1inf",
+    "project_l21",
+    "project_weighted_l1",
+    "projections",
+)
