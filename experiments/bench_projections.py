@@ -1,11 +1,12 @@
 """Times the projections and prints Markdown tables of medians and ratios.
 
 Everything is measured in one run, side by side: each function is jitted,
-warmed up, then called ``--repeats`` times with ``block_until_ready``; the
-table shows the median. Run::
+warmed up, then called ``--repeats`` times in interleaved rounds with
+``block_until_ready``; the table shows the median. Run from the repository
+root::
 
-    python experiments/bench_projections.py            # the full table
-    python experiments/bench_projections.py --quick    # small sizes only
+    python -m experiments.bench_projections            # the full table
+    python -m experiments.bench_projections --quick    # small sizes only
 
 The ratios the project tracks are printed under the tables.
 """
@@ -13,16 +14,14 @@ The ratios the project tracks are printed under the tables.
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments.timing import machine_line, markdown, medians_ms
 from sparse_optax import projections
 
 L1_SIZES = (10_000, 100_000, 1_000_000, 4_000_000)
@@ -32,25 +31,6 @@ FLOOR = "streaming floor `abs(x).sum()`"
 NEWTON = "l1_ball newton"
 NEWTON_WITH_SORTS = "l1_ball newton (beside the sorts)"
 OPTAX = "optax projection_l1_ball"
-
-
-def medians_ms(contenders, args_of, repeats: int) -> dict:
-  """Median wall time in ms of each ``fn(*args_of(name))``, measured round-robin.
-
-  Every contender is warmed up twice, then the calls are interleaved, one of
-  each per round, so all of them see the same machine load.
-  """
-  for name, fn in contenders.items():
-    for _ in range(2):
-      jax.block_until_ready(fn(*args_of(name)))
-  times = {name: [] for name in contenders}
-  for _ in range(repeats):
-    for name, fn in contenders.items():
-      args = args_of(name)
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      times[name].append(time.perf_counter() - start)
-  return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def gaussian(shape, seed=0):
@@ -117,12 +97,6 @@ def group_table(shapes, fraction, repeats):
   return rows
 
 
-def markdown(header, rows):
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(row) + " |" for row in rows]
-  return "\n".join(lines)
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
@@ -134,9 +108,7 @@ def main(argv=None):
   shapes = ((256, 256),) if args.quick else GROUP_SHAPES
   repeats = 5 if args.quick else args.repeats
 
-  print(f"# Projection benchmark\n\njax {jax.__version__}, optax {optax.__version__}, "
-        f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}), "
-        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+  print(f"# Projection benchmark\n\n{machine_line()}; "
         f"float32 Gaussian input; radius = {args.fraction:g} x the input's norm; "
         f"median of {repeats} interleaved calls after warm-up, in ms.\n")
 
