@@ -7,11 +7,17 @@ whole neurons and filters vanish. This package brings the projections to JAX
 
   tx = optax.chain(optax.adam(1e-3), sparse_optax.project_l11(eta=400.0))
 
-and the lottery stage (:mod:`sparse_optax.lottery`).
+the lottery stage (:mod:`sparse_optax.lottery`), the paper's networks in Flax
+NNX (:mod:`sparse_optax.models`), honest MACC and memory figures
+(:mod:`sparse_optax.metrics`) and physical removal of dead units
+(:func:`sparse_optax.compact`).
 """
 
 from sparse_optax import lottery
+from sparse_optax import metrics
+from sparse_optax import models
 from sparse_optax import projections
+from sparse_optax.compact import compact
 from sparse_optax.transforms import ProjectionState
 from sparse_optax.transforms import apply_mask
 from sparse_optax.transforms import project_bilevel_l1inf
@@ -26,7 +32,10 @@ __version__ = "0.1.0"
 __all__ = (
     "ProjectionState",
     "apply_mask",
+    "compact",
     "lottery",
+    "metrics",
+    "models",
     "project_bilevel_l1inf",
     "project_l1",
     "project_l11",
