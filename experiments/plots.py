@@ -14,6 +14,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save(fig, path, title: str = "") -> pathlib.Path:
+  """Titles, writes and closes a figure; returns the path."""
+  path = pathlib.Path(path)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
 def as_matrix(kernel) -> np.ndarray:
   """A kernel as ``(fan_in, fan_out)``: conv kernels fold their taps into rows."""
   kernel = np.asarray(kernel, np.float64)
@@ -39,7 +50,6 @@ def weight_matrices_png(kernels: dict, path, *, title: str = "") -> pathlib.Path
   Returns:
     The path written.
   """
-  path = pathlib.Path(path)
   fig, axes = plt.subplots(1, len(kernels), figsize=(4 * len(kernels), 4), squeeze=False)
   for ax, (name, kernel) in zip(axes[0], kernels.items()):
     matrix = np.abs(as_matrix(kernel))
@@ -56,12 +66,7 @@ def weight_matrices_png(kernels: dict, path, *, title: str = "") -> pathlib.Path
     ax.set_xlabel("output")
     ax.set_ylabel("input")
     fig.colorbar(image, ax=ax, label="|w|")
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save(fig, path, title)
 
 
 def weight_distributions_png(weights: dict, path, *, title: str = "", bins: int = 101) -> pathlib.Path:
@@ -76,7 +81,6 @@ def weight_distributions_png(weights: dict, path, *, title: str = "", bins: int 
   Returns:
     The path written.
   """
-  path = pathlib.Path(path)
   arrays = {label: np.asarray(w, np.float64).ravel() for label, w in weights.items()}
   limit = max((np.abs(a).max() for a in arrays.values() if a.size), default=1.0) or 1.0
   edges = np.linspace(-limit, limit, bins + 1)
@@ -89,9 +93,4 @@ def weight_distributions_png(weights: dict, path, *, title: str = "", bins: int 
   ax.set_xlabel("weight")
   ax.set_ylabel("count")
   ax.legend()
-  if title:
-    ax.set_title(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save(fig, path, title)
