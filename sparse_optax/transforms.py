@@ -85,21 +85,28 @@ def per_leaf(spec, params, *, name: str, what: str, default=is_kernel) -> list:
 
   ``spec`` is a scalar (applied to every leaf for which ``default(leaf)``), a
   callable ``(path, leaf) -> value | None``, or a pytree with the structure of
-  ``params`` whose ``None`` leaves skip.
+  ``params`` whose ``None`` leaves skip. A spec leaf may stand for a wrapped
+  parameter (e.g. a Flax ``Variable`` around the array): its path need only
+  be a prefix of the parameter's.
   """
-  flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+  flat, _ = jax.tree_util.tree_flatten_with_path(params)
   if _is_scalar(spec) or isinstance(spec, bool):
     return [spec if default(leaf) else None for _, leaf in flat]
   if callable(spec):
     return [spec(path, leaf) for path, leaf in flat]
-  spec_leaves, spec_def = jax.tree_util.tree_flatten(spec, is_leaf=lambda v: v is None)
-  if spec_def != treedef:
+  spec_flat, _ = jax.tree_util.tree_flatten_with_path(spec, is_leaf=lambda v: v is None)
+  keys = lambda path: tuple(str(k) for k in path)
+  mismatched = [(spec_path, param_path) for (spec_path, _), (param_path, _) in zip(spec_flat, flat)
+                if keys(spec_path) != keys(param_path)[:len(spec_path)]]
+  if len(spec_flat) != len(flat) or mismatched:
+    detail = (f"{len(spec_flat)} leaves for {len(flat)} parameters" if len(spec_flat) != len(flat)
+              else f"{jax.tree_util.keystr(mismatched[0][0])} where the parameters have "
+                   f"{jax.tree_util.keystr(mismatched[0][1])}")
     raise ValueError(
-        f"{name}: the {what} pytree does not match the parameters.\n"
-        f"  parameters: {treedef}\n  {what}: {spec_def}\n"
-        f"Give a number, a callable (path, leaf) -> value or None, or a pytree "
-        f"with the parameters' structure (None leaves a leaf alone).")
-  return spec_leaves
+        f"{name}: the {what} pytree does not match the parameters ({detail}). Give a "
+        f"number, a callable (path, leaf) -> value or None, or a pytree with the "
+        f"parameters' structure (None leaves a leaf alone).")
+  return [value for _, value in spec_flat]
 
 
 def _check_radius(radius, path, name):
@@ -390,17 +397,15 @@ def apply_mask(mask) -> optax.GradientTransformation:
     >>> updates["w"]
     Array([-0.1,  0. ], dtype=float32)
   """
-  is_none = lambda v: v is None
-
   def init_fn(params):
     per_leaf(mask, params, name="apply_mask", what="mask", default=lambda leaf: True)
     return optax.EmptyState()
 
   def update_fn(updates, state, params=None):
     del params
-    masked = jax.tree.map(
-        lambda m, u: u if m is None else jnp.where(m, u, jnp.zeros_like(u)),
-        mask, updates, is_leaf=is_none)
-    return masked, state
+    flat, treedef = jax.tree_util.tree_flatten(updates)
+    masks = per_leaf(mask, updates, name="apply_mask", what="mask", default=lambda leaf: True)
+    masked = [u if m is None else jnp.where(m, u, jnp.zeros_like(u)) for m, u in zip(masks, flat)]
+    return jax.tree_util.tree_unflatten(treedef, masked), state
 
   return optax.GradientTransformation(init_fn, update_fn)
