@@ -1,0 +1,230 @@
+"""MNIST, Fashion-MNIST and CIFAR-10 as uint8 NumPy arrays, from where they are.
+
+Sources, tried in order:
+
+1. ``--data-dir DIR``: the standard IDX files of MNIST or Fashion-MNIST
+   (``train-images-idx3-ubyte[.gz]`` and its three siblings), or CIFAR-10's
+   python batches (``data_batch_1`` ... ``data_batch_5``, ``test_batch``, also
+   inside ``DIR/cifar-10-batches-py``).
+2. For Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package
+   (``/usr/share/datasets/fashion-mnist``), found without any flag.
+3. tensorflow-datasets (``tfds.data_source``), which downloads and prepares
+   the dataset where the network allows it.
+
+The training set is held once, as uint8; :func:`batches` gathers each batch
+by index and converts only that batch to float32, standardised with the
+training set's per-channel mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import pathlib
+import pickle
+from typing import Iterator
+
+import numpy as np
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10")
+IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+NUM_CLASSES = 10
+DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
+IDX_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = "test_batch"
+
+
+class DataUnavailable(RuntimeError):
+  """No source could provide the dataset; the message says what was tried."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A dataset as uint8 NHWC images and integer labels.
+
+  Attributes:
+    name: one of :data:`DATASETS`.
+    train_images, train_labels, test_images, test_labels: the splits.
+    source: where the data came from, e.g. ``"idx files in /path"``.
+    mean, std: per-channel statistics of the training images (0..255 scale).
+  """
+
+  name: str
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  source: str
+  mean: np.ndarray
+  std: np.ndarray
+
+
+def _open(path: pathlib.Path):
+  return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _find(directory: pathlib.Path, name: str) -> pathlib.Path:
+  for candidate in (directory / f"{name}.gz", directory / name):
+    if candidate.is_file():
+      return candidate
+  raise FileNotFoundError(f"no {name}[.gz] in {directory}")
+
+
+def read_idx(path: pathlib.Path) -> np.ndarray:
+  """Reads an IDX file (uint8 data, big-endian int32 dimensions)."""
+  with _open(path) as f:
+    header = f.read(4)
+    if len(header) != 4 or header[:2] != b"\0\0" or header[2] != 0x08:
+      raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    dims = np.frombuffer(f.read(4 * header[3]), ">i4")
+    data = np.frombuffer(f.read(), np.uint8)
+  if data.size != int(np.prod(dims)):
+    raise ValueError(f"{path} holds {data.size} bytes, its header promises {int(np.prod(dims))}")
+  return data.reshape(tuple(int(d) for d in dims))
+
+
+def _load_idx(directory: pathlib.Path, name: str):
+  splits = {}
+  for split, (images_name, labels_name) in IDX_NAMES.items():
+    images = read_idx(_find(directory, images_name))
+    labels = read_idx(_find(directory, labels_name)).astype(np.int32)
+    if images.ndim != 3 or len(images) != len(labels):
+      raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} disagree")
+    splits[split] = (images[..., None], labels)
+  if splits["train"][0].shape[1:] != IMAGE_SHAPES[name]:
+    raise ValueError(f"{directory}: images of shape {splits['train'][0].shape[1:]}, "
+                     f"{name} has {IMAGE_SHAPES[name]}")
+  return splits
+
+
+def _load_cifar(directory: pathlib.Path):
+  if not (directory / CIFAR_TEST).is_file() and (directory / "cifar-10-batches-py").is_dir():
+    directory = directory / "cifar-10-batches-py"
+
+  def batch(file_name):
+    path = directory / file_name
+    if not path.is_file():
+      raise FileNotFoundError(f"no {file_name} in {directory}")
+    with open(path, "rb") as f:
+      content = pickle.load(f, encoding="bytes")
+    images = np.asarray(content[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, np.asarray(content[b"labels"], np.int32)
+
+  images, labels = [], []
+  for name in CIFAR_TRAIN:
+    batch_images, batch_labels = batch(name)
+    images.append(batch_images)
+    labels.append(batch_labels)
+    del batch_images
+  # The five batches are 150 MB; concatenating them briefly doubles that,
+  # after which only the one training array remains.
+  train = (np.concatenate(images), np.concatenate(labels))
+  del images
+  return {"train": train, "test": batch(CIFAR_TEST)}
+
+
+def _load_tfds(name: str, data_dir: str | None):
+  import tensorflow_datasets as tfds  # heavy: only when it is the source
+
+  splits = {}
+  for split in ("train", "test"):
+    source = tfds.data_source(name, split=split, data_dir=data_dir)
+    images, labels = [], []
+    for start in range(0, len(source), 4096):
+      records = [source[i] for i in range(start, min(start + 4096, len(source)))]
+      images.append(np.stack([np.asarray(r["image"], np.uint8) for r in records]))
+      labels.append(np.asarray([r["label"] for r in records], np.int32))
+    splits[split] = (np.concatenate(images), np.concatenate(labels))
+  return splits
+
+
+def channel_statistics(images: np.ndarray, chunk: int = 4096):
+  """Per-channel mean and standard deviation, in chunks (no float copy of the set)."""
+  total = np.zeros(images.shape[-1])
+  squares = np.zeros(images.shape[-1])
+  for start in range(0, len(images), chunk):
+    part = images[start:start + chunk].astype(np.float64)
+    total += part.sum(axis=tuple(range(part.ndim - 1)))
+    squares += (part * part).sum(axis=tuple(range(part.ndim - 1)))
+  count = images.size / images.shape[-1]
+  mean = total / count
+  return mean.astype(np.float32), np.sqrt(np.maximum(squares / count - mean ** 2, 1e-12)).astype(np.float32)
+
+
+def _how_to_get(name: str) -> str:
+  if name == "fashion_mnist":
+    offline = ("install Debian's package (apt-get install dataset-fashion-mnist), or put the "
+               "four IDX .gz files in a folder and pass --data-dir")
+  elif name == "mnist":
+    offline = "put the four MNIST IDX .gz files in a folder and pass --data-dir"
+  else:
+    offline = "unpack cifar-10-python.tar.gz and pass its folder with --data-dir"
+  return (f"To get {name}: {offline}; or, online, install tensorflow next to "
+          "tensorflow-datasets and let tfds download it.")
+
+
+def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None) -> Dataset:
+  """Loads ``name`` from the first source that has it (see the module docstring).
+
+  Raises:
+    DataUnavailable: with one message naming every source tried and why it
+      failed, and how to get the data.
+  """
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+  attempts = []
+  sources = []
+  file_loader = _load_cifar if name == "cifar10" else (lambda d: _load_idx(d, name))
+  if data_dir is not None:
+    sources.append((f"--data-dir {data_dir}", lambda: file_loader(pathlib.Path(data_dir))))
+  if name == "fashion_mnist":
+    sources.append((f"Debian's dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})",
+                    lambda: _load_idx(DEBIAN_FASHION_MNIST, name)))
+  sources.append(("tensorflow-datasets", lambda: _load_tfds(name, tfds_data_dir)))
+  for description, loader in sources:
+    try:
+      splits = loader()
+    except Exception as error:  # every failure is reported, none is fatal alone
+      reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+      attempts.append(f"{description}: {type(error).__name__}{': ' + reason if reason else ''}")
+      continue
+    (train_images, train_labels), (test_images, test_labels) = splits["train"], splits["test"]
+    mean, std = channel_statistics(train_images)
+    return Dataset(name, train_images, train_labels, test_images, test_labels,
+                   description, mean, std)
+  raise DataUnavailable(f"No source could provide {name}. Tried: " + "; ".join(attempts)
+                        + ". " + _how_to_get(name))
+
+
+def normalise(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+  """uint8 images to standardised float32."""
+  return (images.astype(np.float32) - mean) / std
+
+
+def batches(images, labels, batch_size: int, *, mean, std, seed: int | None = None,
+            epoch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Yields ``(x, y, valid)`` batches of exactly ``batch_size`` examples.
+
+  With a ``seed`` the order is a permutation drawn from ``(seed, epoch)`` and
+  the last incomplete batch is dropped (training). Without, the order is the
+  dataset's and the last batch is padded, ``valid`` marking the real examples
+  (evaluation), so every batch has the same shape and one compilation serves.
+  """
+  n = len(images)
+  if seed is not None:
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    stop = n - n % batch_size
+  else:
+    order = np.arange(n)
+    stop = n
+  for start in range(0, stop, batch_size):
+    index = order[start:start + batch_size]
+    valid = np.ones(batch_size, bool)
+    if len(index) < batch_size:
+      valid[len(index):] = False
+      index = np.concatenate([index, np.zeros(batch_size - len(index), index.dtype)])
+    yield normalise(images[index], mean, std), labels[index], valid

@@ -1,0 +1,90 @@
+"""Loading the datasets from every source, and the batches they give."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from experiments import data
+
+import fake_data
+
+
+def test_idx_files_gzipped_or_not(tmp_path):
+  for compress in (True, False):
+    folder = tmp_path / f"idx_{compress}"
+    arrays = fake_data.idx_dataset(folder, compress=compress)
+    dataset = data.load("mnist", folder)
+    np.testing.assert_array_equal(dataset.train_images[..., 0], arrays["train"][0])
+    np.testing.assert_array_equal(dataset.test_labels, arrays["test"][1])
+    assert dataset.train_images.dtype == np.uint8 and dataset.train_images.shape == (256, 28, 28, 1)
+    assert str(folder) in dataset.source
+    pixels = arrays["train"][0].astype(np.float64)
+    np.testing.assert_allclose(dataset.mean, [pixels.mean()], rtol=1e-6)
+    np.testing.assert_allclose(dataset.std, [pixels.std()], rtol=1e-5)
+
+
+def test_cifar_python_batches(tmp_path):
+  written = fake_data.cifar_batches(tmp_path / "cifar-10-batches-py")
+  dataset = data.load("cifar10", tmp_path)  # finds the batches folder inside
+  assert dataset.train_images.shape == (100, 32, 32, 3) and dataset.test_images.shape == (20, 32, 32, 3)
+  rows, labels = written["data_batch_2"]
+  # Row layout: 1024 red, then green, then blue values, each row-major.
+  image = dataset.train_images[20 + 3]
+  assert image[5, 7, 0] == rows[3, 5 * 32 + 7] and image[5, 7, 2] == rows[3, 2048 + 5 * 32 + 7]
+  assert dataset.train_labels[20 + 3] == labels[3]
+
+
+@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+def test_tensorflow_datasets_through_mock_data(name, shape):
+  with tfds.testing.mock_data(num_examples=12):
+    dataset = data.load(name)
+  assert dataset.source == "tensorflow-datasets"
+  assert dataset.train_images.shape == (12,) + shape and dataset.train_images.dtype == np.uint8
+  assert dataset.test_labels.shape == (12,) and dataset.test_labels.max() < 10
+
+
+def test_nothing_reachable_says_what_was_tried(tmp_path, monkeypatch):
+  monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+
+  def offline(name, data_dir):
+    raise ConnectionError("Failed to reach the dataset host\nlong stack")
+
+  monkeypatch.setattr(data, "_load_tfds", offline)
+  with pytest.raises(data.DataUnavailable) as caught:
+    data.load("fashion_mnist", tmp_path / "empty")
+  message = str(caught.value)
+  assert "--data-dir" in message and "empty" in message
+  assert "Debian's dataset-fashion-mnist" in message and "not-installed" in message
+  assert "tensorflow-datasets: ConnectionError: Failed to reach" in message
+  assert "apt-get install dataset-fashion-mnist" in message and "long stack" not in message
+
+
+def test_corrupt_idx_is_reported(tmp_path):
+  fake_data.idx_dataset(tmp_path)
+  (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+  with pytest.raises(data.DataUnavailable, match="--data-dir"):
+    data.load("mnist", tmp_path)
+
+
+def test_training_batches_are_seeded_permutations():
+  images = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1)
+  labels = np.arange(50)
+  mean, std = np.zeros(1, np.float32), np.ones(1, np.float32)
+  epoch = lambda e, seed=3: [y for _, y, _ in data.batches(images, labels, 8, mean=mean, std=std,
+                                                           seed=seed, epoch=e)]
+  first, again, second = epoch(1), epoch(1), epoch(2)
+  assert len(first) == 6 and all(len(y) == 8 for y in first)  # the last 2 dropped
+  np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
+  assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+  assert len(set(np.concatenate(first).tolist())) == 48
+  x, y, _ = next(data.batches(images, labels, 8, mean=mean, std=std, seed=3, epoch=1))
+  np.testing.assert_array_equal(x[:, 0, 0, 0], y.astype(np.float32))
+
+
+def test_evaluation_batches_are_padded_and_marked():
+  images = np.full((10, 2, 2, 1), 51, np.uint8)
+  batches = list(data.batches(images, np.arange(10), 4, mean=np.full(1, 50, np.float32),
+                              std=np.full(1, 0.5, np.float32)))
+  assert [b[2].sum() for b in batches] == [4, 4, 2]
+  assert batches[-1][0].shape == (4, 2, 2, 1) and batches[0][0].dtype == np.float32
+  np.testing.assert_allclose(batches[0][0], 2.0)
