@@ -217,8 +217,9 @@ class SimpleNet(LayerStack):
     >>> from flax import nnx
     >>> import jax.numpy as jnp
     >>> from sparse_optax.models import SimpleNet
-    >>> SimpleNet(rngs=nnx.Rngs(0))(jnp.zeros((1, 32, 32, 3))).shape
-    (1, 10)
+    >>> model = SimpleNet(rngs=nnx.Rngs(0))
+    >>> model.conv11.kernel.shape, model.fc.kernel.shape
+    ((1, 1, 512, 2048), (256, 10))
   """
 
   def __init__(self, *, num_classes: int = 10, in_channels: int = 3, rngs: nnx.Rngs):

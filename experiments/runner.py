@@ -1,0 +1,386 @@
+"""One experiment of the paper: train, project, measure, checkpoint, resume.
+
+Two schedules (Barlaud & Guyard, ICPR 2020):
+
+* ``every-step`` (Algorithm 1): Adam, then the projection, at every step.
+* ``lottery`` (Algorithm 4): Adam for ``epochs``; project once; keep the zero
+  pattern as a mask; rewind the surviving weights to their initial values;
+  retrain with masked Adam for ``retrain_epochs``.
+
+A checkpoint (orbax) is written after every epoch; ``resume=True`` continues
+from the last one and ends with the same figures as an uninterrupted run with
+the same seed (data order, dropout and initialisation all derive from it).
+The result is ``OUT/result.json``, written atomically, with the paper's
+figures and two pictures of the constrained weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+import sparse_optax
+from experiments import data as data_lib
+from experiments import plots
+from experiments.progress import Progress
+from sparse_optax import lottery, metrics, models
+
+MODELS = {"net4": models.Net4, "lenet300": models.LeNet300_100, "lfc4": models.LFC4,
+          "simplenet": models.SimpleNet}
+MODEL_DATASETS = {"net4": ("mnist", "fashion_mnist"), "lenet300": ("mnist", "fashion_mnist"),
+                  "lfc4": ("mnist", "fashion_mnist"), "simplenet": ("cifar10",)}
+METHODS = {"adam": None, "pgl1": sparse_optax.project_l1, "pgl21": sparse_optax.project_l21,
+           "pgl11": sparse_optax.project_l11, "pgl1inf": sparse_optax.project_l1inf,
+           "bilevel_l1inf": sparse_optax.project_bilevel_l1inf}
+SCHEDULES = ("every-step", "lottery")
+# The paper constrains Net4's conv2 and fc1 only (the first and last layers are
+# the most sensitive); for the fully connected nets every kernel; for
+# SimpleNet every kernel but the first convolution and the classifier.
+DEFAULT_LAYERS = {"net4": ("conv2", "fc1")}
+
+
+class ConfigError(ValueError):
+  """A bad combination of settings, said in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  model: str
+  dataset: str
+  method: str = "adam"
+  eta: float | None = None
+  layers: tuple[str, ...] | None = None
+  schedule: str = "every-step"
+  epochs: int = 10
+  retrain_epochs: int = 10
+  lr: float = 1e-3
+  batch_size: int = 128
+  seed: int = 0
+  out: str = "runs/run"
+  data_dir: str | None = None
+  train_examples: int | None = None
+  test_examples: int | None = None
+
+
+def validate(config: RunConfig) -> None:
+  """Raises :class:`ConfigError` for settings that cannot run."""
+  def choose(value, choices, flag):
+    if value not in choices:
+      raise ConfigError(f"--{flag} {value!r} is not one of: {', '.join(choices)}")
+
+  choose(config.model, MODELS, "model")
+  choose(config.dataset, data_lib.DATASETS, "dataset")
+  choose(config.method, METHODS, "method")
+  choose(config.schedule, SCHEDULES, "schedule")
+  if config.dataset not in MODEL_DATASETS[config.model]:
+    raise ConfigError(f"--model {config.model} takes {' or '.join(MODEL_DATASETS[config.model])} "
+                      f"images, not {config.dataset}")
+  if config.method != "adam":
+    if config.eta is None:
+      raise ConfigError(f"--method {config.method} needs --eta (the radius of the ball)")
+    if not config.eta >= 0:
+      raise ConfigError(f"--eta must be >= 0, got {config.eta}")
+  for name in ("epochs", "batch_size"):
+    if getattr(config, name) < 1:
+      raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+  if config.retrain_epochs < 0 or not config.lr > 0:
+    raise ConfigError("--retrain-epochs must be >= 0 and --lr > 0")
+  for name in ("train_examples", "test_examples"):
+    value = getattr(config, name)
+    if value is not None and value < 1:
+      raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str, ...]:
+  """Names of the weighted layers the projection constrains."""
+  weighted = [name for name, layer in model.named_layers()
+              if isinstance(layer, (nnx.Linear, nnx.Conv))]
+  if config.layers is not None:
+    unknown = sorted(set(config.layers) - set(weighted))
+    if unknown:
+      raise ConfigError(f"--layers: {', '.join(unknown)} not among {', '.join(weighted)}")
+    return tuple(config.layers)
+  if config.model in DEFAULT_LAYERS:
+    return DEFAULT_LAYERS[config.model]
+  if config.model == "simplenet":
+    return tuple(weighted[1:-1])
+  return tuple(weighted)
+
+
+def phases(config: RunConfig) -> list[tuple[str, int]]:
+  """``(phase, epochs)``: "train" then, for the lottery, "retrain"."""
+  if config.method != "adam" and config.schedule == "lottery":
+    return [("train", config.epochs), ("retrain", config.retrain_epochs)]
+  return [("train", config.epochs)]
+
+
+def phase_of(config: RunConfig, epoch: int) -> str:
+  """The phase that epoch ``epoch`` (1-based) belongs to."""
+  first_epochs = phases(config)[0][1]
+  return "train" if epoch <= first_epochs else "retrain"
+
+
+def _radius(config: RunConfig, layers) -> Callable:
+  return lambda path, leaf: (config.eta if path[0].key in layers and np.ndim(leaf) >= 2
+                             else None)
+
+
+def optimizer_for(config: RunConfig, phase: str, layers, mask=None) -> optax.GradientTransformation:
+  adam = optax.adam(config.lr)
+  if phase == "retrain":
+    return lottery.retrain_optimizer(adam, mask)
+  if config.method != "adam" and config.schedule == "every-step":
+    return optax.chain(adam, METHODS[config.method](_radius(config, layers)))
+  return adam
+
+
+@nnx.jit
+def train_step(model, optimizer, x, y):
+  def loss_fn(model):
+    return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+  loss, grads = nnx.value_and_grad(loss_fn)(model)
+  optimizer.update(model, grads)
+  return loss
+
+
+@nnx.jit
+def predict(model, x):
+  return jnp.argmax(model(x), axis=-1)
+
+
+def evaluate(model, dataset: data_lib.Dataset, images, labels, batch_size: int) -> float:
+  model.eval()
+  correct = 0
+  for x, y, valid in data_lib.batches(images, labels, batch_size, mean=dataset.mean,
+                                      std=dataset.std):
+    correct += int(np.sum((np.asarray(predict(model, x)) == y) & valid))
+  model.train()
+  return correct / len(images)
+
+
+def params_of(model):
+  return nnx.as_pure(nnx.state(model, nnx.Param))
+
+
+def _write_json(path: pathlib.Path, content) -> None:
+  """Writes JSON atomically: a killed run never leaves half a file."""
+  tmp = path.with_name(f".{path.name}.tmp")
+  tmp.write_text(json.dumps(content, indent=2, sort_keys=True))
+  os.replace(tmp, path)
+
+
+class Checkpoints:
+  """Orbax checkpoints of everything a run needs to continue, one per epoch."""
+
+  def __init__(self, directory: pathlib.Path):
+    self.manager = ocp.CheckpointManager(
+        directory.resolve(), options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+  def latest(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, epoch: int, state: dict) -> None:
+    self.manager.save(epoch, args=ocp.args.StandardSave(state))
+    self.manager.wait_until_finished()
+
+  def restore(self, epoch: int, like: dict) -> dict:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    return self.manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def _leaves(tree) -> list:
+  return jax.tree.leaves(tree)
+
+
+def _restore_into(target, leaves) -> Any:
+  return jax.tree.unflatten(jax.tree.structure(target), leaves)
+
+
+def _sample_input(dataset: data_lib.Dataset) -> jax.ShapeDtypeStruct:
+  return jax.ShapeDtypeStruct((1,) + dataset.train_images.shape[1:], jnp.float32)
+
+
+def _subset(dataset: data_lib.Dataset, config: RunConfig) -> data_lib.Dataset:
+  """The first examples of each split, when the config asks for fewer."""
+  return dataclasses.replace(
+      dataset,
+      train_images=dataset.train_images[:config.train_examples],
+      train_labels=dataset.train_labels[:config.train_examples],
+      test_images=dataset.test_images[:config.test_examples],
+      test_labels=dataset.test_labels[:config.test_examples])
+
+
+def figures(model, sample, layers) -> dict:
+  """The paper's figures of a model (MACCs, memory, sparsity) from its report."""
+  report = metrics.report(model, sample)
+  total = report.total
+  return {
+      "maccs_dense": total.maccs_dense,
+      "maccs_effective": total.maccs_effective,
+      "memory_kb": total.bytes_entropy / 1000,
+      "bytes_sparse": total.bytes_sparse,
+      "bytes_dense": total.bytes_dense,
+      "nonzero_fraction": total.nonzero / total.params,
+      "neurons_removed": sum(layer.dead_outputs for layer in report.layers
+                             if layer.kind in ("dense", "conv")),
+      "layers_report": [dataclasses.asdict(layer) for layer in report.layers],
+      "quantization_step": report.quantization_step,
+  }
+
+
+def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = None,
+        dataset: data_lib.Dataset | None = None,
+        after_epoch: Callable[[int], None] | None = None) -> dict:
+  """Runs (or resumes) one experiment and returns its result.
+
+  Args:
+    config: the settings.
+    resume: continue from the last checkpoint in ``config.out`` (or return the
+      result if the run had finished).
+    progress: where to report progress (default: the terminal).
+    dataset: an already loaded dataset (the sweep shares one).
+    after_epoch: called with the epoch number after each checkpoint (tests
+      use it to interrupt a run).
+
+  Returns:
+    The content of ``result.json``.
+  """
+  validate(config)
+  progress = progress or Progress()
+  out = pathlib.Path(config.out)
+  result_path = out / "result.json"
+  if result_path.exists():
+    if resume:
+      return json.loads(result_path.read_text())
+    raise ConfigError(f"{out} already holds a finished run; choose another --out")
+  if (out / "checkpoints").exists() and not resume:
+    raise ConfigError(f"{out} holds an interrupted run; pass --resume to continue it")
+  out.mkdir(parents=True, exist_ok=True)
+
+  dataset = _subset(dataset or data_lib.load(config.dataset, config.data_dir), config)
+  model = MODELS[config.model](rngs=nnx.Rngs(config.seed))
+  layers = constrained_layers(model, config)
+  sample = _sample_input(dataset)
+  initial = params_of(model)
+  all_true = jax.tree.map(lambda p: jnp.ones(p.shape, bool), initial)
+  mask = all_true
+  phase = "train"
+  optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers), wrt=nnx.Param)
+  history: list[dict] = []
+  first_epoch = 1
+
+  checkpoints = Checkpoints(out / "checkpoints")
+  try:
+    latest = checkpoints.latest() if resume else None
+    if latest is not None:
+      phase = phase_of(config, latest)
+      if phase == "retrain":
+        optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, all_true),
+                                  wrt=nnx.Param)
+      like = {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
+              "optimizer": _leaves(nnx.state(optimizer)),
+              "initial": _leaves(initial), "mask": _leaves(mask)}
+      saved = checkpoints.restore(latest, like)
+      nnx.update(model, _restore_into(nnx.state(model, nnx.Not(nnx.RngKey)), saved["model"]))
+      initial = _restore_into(initial, saved["initial"])
+      mask = _restore_into(mask, saved["mask"])
+      if phase == "retrain":
+        optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, mask), wrt=nnx.Param)
+      nnx.update(optimizer, _restore_into(nnx.state(optimizer), saved["optimizer"]))
+      history = json.loads((out / "history.json").read_text())[:latest]
+      first_epoch = latest + 1
+      progress.line(f"resuming {out} after epoch {latest}")
+
+    total_epochs = sum(epochs for _, epochs in phases(config))
+    for epoch in range(first_epoch, total_epochs + 1):
+      if phase_of(config, epoch) != phase:  # the lottery's turn: project, mask, rewind
+        phase = "retrain"
+        selected = lambda path, leaf: path[0].key in layers and np.ndim(leaf) >= 2
+        projected = lottery.project_once(
+            params_of(model), METHODS[config.method](_radius(config, layers)))
+        survivors = lottery.survivors(projected, selected)
+        mask = jax.tree.map(lambda m, t: t if m is None else m, survivors, all_true,
+                            is_leaf=lambda m: m is None)
+        nnx.update(model, lottery.rewind(initial, mask))
+        optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, mask),
+                                  wrt=nnx.Param)
+      history.append(_train_epoch(model, optimizer, dataset, config, epoch, total_epochs,
+                                  phase, sample, layers, progress))
+      checkpoints.save(epoch, {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
+                               "optimizer": _leaves(nnx.state(optimizer)),
+                               "initial": _leaves(initial), "mask": _leaves(mask)})
+      _write_json(out / "history.json", history)
+      if after_epoch is not None:
+        after_epoch(epoch)
+  finally:
+    checkpoints.close()
+
+  final = dict(history[-1])
+  result = {
+      **dataclasses.asdict(config),
+      "layers": list(layers),
+      "accuracy": final["accuracy"],
+      **figures(model, sample, layers),
+      "seconds": sum(h["seconds"] for h in history),
+      "data_source": dataset.source,
+      "train_examples": len(dataset.train_images),
+      "test_examples": len(dataset.test_images),
+      "history": history,
+      "plots": _draw(model, layers, config, out),
+      "platform": {"jax": jax.__version__, "device": str(jax.devices()[0]),
+                   "python": platform.python_version()},
+  }
+  _write_json(result_path, result)
+  return result
+
+
+def _train_epoch(model, optimizer, dataset, config, epoch, total_epochs, phase, sample,
+                 layers, progress) -> dict:
+  start = time.perf_counter()
+  steps = len(dataset.train_images) // config.batch_size
+  bar = progress.epoch(f"epoch {epoch}/{total_epochs} ({phase})", steps, config.batch_size)
+  losses = []
+  batches = data_lib.batches(dataset.train_images, dataset.train_labels, config.batch_size,
+                             mean=dataset.mean, std=dataset.std, seed=config.seed, epoch=epoch)
+  for step, (x, y, _) in enumerate(batches, start=1):
+    losses.append(train_step(model, optimizer, x, y))
+    bar.update(step, losses[-1])
+  mean_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
+  throughput = bar.close()
+  accuracy = evaluate(model, dataset, dataset.test_images, dataset.test_labels, config.batch_size)
+  seconds = time.perf_counter() - start
+  report = metrics.report(model, sample).total
+  record = {"epoch": epoch, "phase": phase, "loss": mean_loss, "accuracy": accuracy,
+            "maccs_effective": report.maccs_effective,
+            "nonzero_fraction": report.nonzero / report.params,
+            "examples_per_second": throughput, "seconds": seconds}
+  progress.line(
+      f"epoch {epoch}/{total_epochs} ({phase}): loss {mean_loss:.4f}, accuracy "
+      f"{100 * accuracy:.2f} %, {report.maccs_effective / 1e3:,.1f} k-MACCs effective, "
+      f"{100 * record['nonzero_fraction']:.1f} % non-zero, {throughput:,.0f} img/s, {seconds:.1f} s")
+  return record
+
+
+def _draw(model, layers, config: RunConfig, out: pathlib.Path) -> list[str]:
+  shown = layers if config.method != "adam" else tuple(
+      name for name, layer in model.named_layers() if isinstance(layer, (nnx.Linear, nnx.Conv)))
+  kernels = {name: np.asarray(getattr(model, name).kernel[...]) for name in shown}
+  label = f"{config.model} {config.dataset} {config.method} eta={config.eta} {config.schedule}"
+  return [str(plots.weight_matrices_png(kernels, out / "weights.png", title=label)),
+          str(plots.weight_distributions_png(kernels, out / "distribution.png", title=label))]

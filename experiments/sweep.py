@@ -1,0 +1,136 @@
+"""A grid of runs (methods x radii x seeds) and its tables and plots.
+
+Each point is a run in ``OUT/<method>_eta<eta>_seed<seed>``; finished points
+are read back, interrupted ones resumed. The grid's figures go to
+``sweep.csv``, ``sweep.md`` (the paper's table format, mean ± standard
+deviation over seeds) and two plots, accuracy and k-MACCs against eta (the
+paper's Figs. 3-5 and 7).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import pathlib
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from experiments import data as data_lib  # noqa: E402
+from experiments import plots  # noqa: E402
+from experiments import runner  # noqa: E402
+from experiments.progress import Progress  # noqa: E402
+
+CSV_FIELDS = ("model", "dataset", "method", "schedule", "eta", "seed", "epochs", "retrain_epochs",
+              "accuracy", "maccs_dense", "maccs_effective", "memory_kb", "bytes_sparse",
+              "nonzero_fraction", "neurons_removed", "seconds", "data_source", "run")
+
+
+def run_name(config: runner.RunConfig) -> str:
+  if config.method == "adam":
+    return f"adam_seed{config.seed}"
+  return f"{config.method}_eta{config.eta:g}_seed{config.seed}"
+
+
+def grid(base: runner.RunConfig, methods, etas, seeds, out) -> list[runner.RunConfig]:
+  """Every (method, eta, seed) point; Adam, which has no radius, once per seed."""
+  configs, seen = [], set()
+  for method, eta, seed in itertools.product(methods, etas, seeds):
+    eta = None if method == "adam" else eta
+    if (method, eta, seed) in seen:
+      continue
+    seen.add((method, eta, seed))
+    config = dataclasses.replace(base, method=method, eta=eta, seed=seed)
+    configs.append(dataclasses.replace(config, out=str(pathlib.Path(out) / run_name(config))))
+  return configs
+
+
+def sweep(base: runner.RunConfig, methods, etas, seeds, out, *,
+          progress: Progress | None = None) -> dict:
+  """Runs the grid (resuming what was started) and writes its tables and plots.
+
+  Returns:
+    ``{"rows": [...], "csv": path, "markdown": path, "plots": [paths]}``.
+  """
+  progress = progress or Progress()
+  out = pathlib.Path(out)
+  configs = grid(base, methods, etas, seeds, out)
+  for config in configs:
+    runner.validate(config)
+  out.mkdir(parents=True, exist_ok=True)
+  dataset = None
+  rows = []
+  for i, config in enumerate(configs, start=1):
+    finished = pathlib.Path(config.out, "result.json").exists()
+    progress.line(f"[{i}/{len(configs)}] {run_name(config)}" + (" (done)" if finished else ""))
+    if not finished and dataset is None:
+      dataset = data_lib.load(config.dataset, config.data_dir)
+    result = runner.run(config, resume=True, progress=progress, dataset=dataset)
+    rows.append({field: result.get(field) for field in CSV_FIELDS if field != "run"}
+                | {"run": config.out})
+  csv_path = out / "sweep.csv"
+  with open(csv_path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+  markdown_path = out / "sweep.md"
+  markdown_path.write_text(markdown_table(rows) + "\n")
+  return {"rows": rows, "csv": str(csv_path), "markdown": str(markdown_path),
+          "plots": [str(p) for p in _plots(rows, out)]}
+
+
+def _mean_std(values) -> str:
+  mean = statistics.fmean(values)
+  if len(values) < 2:
+    return f"{mean:.2f}"
+  return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
+
+
+def groups(rows):
+  """Rows grouped by setting (method, eta, schedule), seeds together."""
+  grouped: dict = {}
+  for row in rows:
+    grouped.setdefault((row["method"], row["eta"], row["schedule"]), []).append(row)
+  return grouped
+
+
+def markdown_table(rows) -> str:
+  """The paper's table: Memory (kB), k-MACCs and Accuracy (%), mean ± std over seeds."""
+  lines = ["| Method | Schedule | Memory (kB) | k-MACCs | Accuracy (%) | Seeds |",
+           "|---|---|---|---|---|---|"]
+  for (method, eta, schedule), members in groups(rows).items():
+    name = method.upper() if method == "adam" else f"{method.upper()} η={eta:g}"
+    lines.append(
+        f"| {name} | {'-' if method == 'adam' else schedule} | "
+        f"{_mean_std([r['memory_kb'] for r in members])} | "
+        f"{_mean_std([r['maccs_effective'] / 1e3 for r in members])} | "
+        f"{_mean_std([100 * r['accuracy'] for r in members])} | {len(members)} |")
+  return "\n".join(lines)
+
+
+def _plots(rows, out: pathlib.Path) -> list[pathlib.Path]:
+  written = []
+  for key, label, name in (("accuracy", "accuracy (%)", "accuracy_vs_eta.png"),
+                           ("maccs_effective", "k-MACCs (effective)", "maccs_vs_eta.png")):
+    scale = 100 if key == "accuracy" else 1e-3
+    fig, ax = plt.subplots(figsize=(6, 4))
+    by_method: dict = {}
+    for (method, eta, _), members in groups(rows).items():
+      by_method.setdefault(method, []).append(
+          (eta, statistics.fmean(scale * r[key] for r in members)))
+    for method, points in by_method.items():
+      if method == "adam":
+        ax.axhline(points[0][1], color="gray", linestyle="--", label="Adam")
+        continue
+      points.sort()
+      ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method.upper())
+    ax.set_xscale("log")
+    ax.set_xlabel("η (radius)")
+    ax.set_ylabel(label)
+    ax.legend()
+    written.append(plots.save(fig, out / name))
+  return written

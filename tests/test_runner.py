@@ -1,0 +1,160 @@
+"""The experiment runner end to end: results, resume, sweeps, the CLI."""
+
+import dataclasses
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from experiments import cli, data, runner, sweep
+from experiments.progress import Progress
+
+import fake_data
+
+RESULT_FIELDS = ("model", "dataset", "method", "eta", "schedule", "epochs", "seed", "accuracy",
+                 "maccs_dense", "maccs_effective", "memory_kb", "bytes_sparse",
+                 "nonzero_fraction", "neurons_removed", "seconds", "data_source")
+QUIET = Progress(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  folder = tmp_path_factory.mktemp("idx")
+  fake_data.idx_dataset(folder, train=320, test=64)
+  return folder
+
+
+def config(tiny, out, **changes):
+  base = runner.RunConfig(model="lenet300", dataset="mnist", method="pgl11", eta=60.0,
+                          schedule="lottery", epochs=1, retrain_epochs=1, batch_size=32,
+                          out=str(out), data_dir=str(tiny))
+  return dataclasses.replace(base, **changes)
+
+
+def test_run_writes_every_field_and_the_pictures(tiny, tmp_path):
+  result = runner.run(config(tiny, tmp_path / "run"), progress=QUIET)
+  saved = json.loads((tmp_path / "run" / "result.json").read_text())
+  assert saved == json.loads(json.dumps(result))
+  assert all(field in saved for field in RESULT_FIELDS)
+  assert saved["maccs_dense"] == 266_200 and saved["maccs_effective"] < 266_200
+  assert 0 < saved["nonzero_fraction"] < 1 and saved["accuracy"] > 0.3  # the bars are learnt
+  assert [h["phase"] for h in saved["history"]] == ["train", "retrain"]
+  assert "--data-dir" in saved["data_source"]
+  for path in saved["plots"]:
+    assert pathlib.Path(path).read_bytes()[:4] == b"\x89PNG"
+  assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+class Kill(Exception):
+  """Stands for Ctrl-C or a kill at the end of an epoch."""
+
+
+@pytest.mark.parametrize("schedule", ["every-step", "lottery"])
+def test_interrupted_and_resumed_equals_uninterrupted(tiny, tmp_path, schedule):
+  # 2 epochs; the lottery's cut falls between its training and retraining.
+  settings = dict(schedule=schedule, epochs=2 if schedule == "every-step" else 1)
+  whole = runner.run(config(tiny, tmp_path / "whole", **settings), progress=QUIET)
+
+  def kill_after_first(epoch):
+    if epoch == 1:
+      raise Kill
+
+  cut = config(tiny, tmp_path / "cut", **settings)
+  with pytest.raises(Kill):
+    runner.run(cut, progress=QUIET, after_epoch=kill_after_first)
+  assert not (tmp_path / "cut" / "result.json").exists()
+  with pytest.raises(runner.ConfigError, match="--resume"):
+    runner.run(cut, progress=QUIET)
+  resumed = runner.run(cut, resume=True, progress=QUIET)
+  for field in ("accuracy", "maccs_effective", "memory_kb", "bytes_sparse", "nonzero_fraction",
+                "neurons_removed"):
+    assert resumed[field] == whole[field], field
+  assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in whole["history"]]
+  assert runner.run(cut, resume=True, progress=QUIET) == resumed  # finished: read back
+
+
+def test_sweep_tables_plots_and_resuming_finished_points(tiny, tmp_path):
+  base = config(tiny, tmp_path, schedule="every-step")
+  report = sweep.sweep(base, ("adam", "pgl11"), (30.0, 120.0), (0,), tmp_path / "grid",
+                       progress=QUIET)
+  assert [row["method"] for row in report["rows"]] == ["adam", "pgl11", "pgl11"]
+  table = pathlib.Path(report["markdown"]).read_text()
+  assert "| PGL11 η=30 | every-step |" in table and "| ADAM | - |" in table
+  assert "Memory (kB) | k-MACCs | Accuracy (%)" in table
+  csv = pathlib.Path(report["csv"]).read_text().splitlines()
+  assert len(csv) == 4 and csv[0].startswith("model,dataset,method")
+  for path in report["plots"]:
+    assert pathlib.Path(path).read_bytes()[:4] == b"\x89PNG"
+  lines = []
+  again = sweep.sweep(base, ("adam", "pgl11"), (30.0, 120.0), (0,), tmp_path / "grid",
+                      progress=Progress(stream=type("S", (), {"write": lines.append,
+                                                              "flush": lambda self: None})()))
+  assert again["rows"] == report["rows"]
+  assert sum("(done)" in line for line in lines) == 3
+
+
+def test_simplenet_runs_on_tfds_mock_cifar10(tmp_path):
+  settings = runner.RunConfig(model="simplenet", dataset="cifar10", method="pgl11", eta=500.0,
+                              epochs=1, batch_size=4, out=str(tmp_path / "simplenet"))
+  with tfds.testing.mock_data(num_examples=8):
+    result = runner.run(settings, progress=QUIET)
+  assert result["maccs_dense"] == 631_507_456 and result["data_source"] == "tensorflow-datasets"
+  assert result["layers"] == [f"conv{i}" for i in range(2, 14)]
+
+
+def run_cli(args, capsys):
+  code = cli.main(args)
+  captured = capsys.readouterr()
+  return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--model", "resnet", "--dataset", "mnist"], "invalid choice: 'resnet'"),
+    (["run", "--model", "lfc4", "--dataset", "svhn"], "invalid choice: 'svhn'"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl7"], "invalid choice: 'pgl7'"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "-5"],
+     "--eta must be >= 0"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11"], "needs --eta"),
+    (["run", "--model", "simplenet", "--dataset", "mnist"], "takes cifar10 images"),
+    (["sweep", "--model", "lfc4", "--dataset", "mnist", "--eta", "1,x"], "comma-separated floats"),
+])
+def test_bad_flags_end_in_one_line(args, message, capsys):
+  try:
+    code = cli.main(args)
+  except SystemExit as exit:  # argparse's own errors
+    code = exit.code
+  err = capsys.readouterr().err
+  assert code == 2
+  assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_data_is_one_message(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(data, "_load_tfds", lambda name, data_dir: (_ for _ in ()).throw(
+      ConnectionError("no network")))
+  code, _, err = run_cli(["run", "--model", "lfc4", "--dataset", "mnist", "--data-dir",
+                          str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--quiet"], capsys)
+  assert code == 3 and "No source could provide mnist" in err and "Traceback" not in err
+
+
+def test_cli_run_prints_the_summary_and_paths(tiny, tmp_path, capsys):
+  code, out, _ = run_cli(["run", "--model", "lenet300", "--dataset", "mnist", "--method", "pgl11",
+                          "--eta", "60", "--epochs", "1", "--batch-size", "32", "--data-dir",
+                          str(tiny), "--out", str(tmp_path / "cli"), "--quiet"], capsys)
+  assert code == 0
+  assert "accuracy" in out and "k-MACCs" in out and "weights.png" in out
+
+
+@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(),
+                    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+def test_real_fashion_mnist_smoke_run(tmp_path):
+  # A few hundred steps on the real data: 200 steps of training, then the
+  # projection, mask and rewind, then 200 steps of masked retraining.
+  settings = runner.RunConfig(model="lenet300", dataset="fashion_mnist", method="pgl11", eta=300.0,
+                              schedule="lottery", epochs=1, retrain_epochs=1, batch_size=128,
+                              train_examples=25_600, test_examples=2_000, out=str(tmp_path / "f"))
+  result = runner.run(settings, progress=QUIET)
+  assert "dataset-fashion-mnist" in result["data_source"]
+  assert result["accuracy"] > 0.75
+  assert result["maccs_effective"] < 0.6 * result["maccs_dense"]
