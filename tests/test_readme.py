@@ -20,8 +20,8 @@ def test_ci_runs_the_readme_test_command():
 
 def test_main_job_command_names_an_existing_script():
   main_command = readme_blocks("bash")[1].strip()
-  module = re.search(r"python -m (\S+)", main_command).group(1)
-  assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
+  module = ROOT / re.search(r"python -m (\S+)", main_command).group(1).replace(".", "/")
+  assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file()
 
 
 def test_python_example_runs():
