@@ -61,8 +61,8 @@ def _l21_ball(x, radius, axis):
 
 
 def outer_cold(x, axis):
-  """Cold search state of a threshold over all groups (one value per array)."""
-  return jnp.zeros((1,) * x.ndim, _checks.compute_dtype(x.dtype))
+  """Cold search state (NaN) of a threshold over all groups: one value per array."""
+  return jnp.full((1,) * x.ndim, jnp.nan, _checks.compute_dtype(x.dtype))
 
 
 L21_BALL = _warm.WarmStart(
@@ -125,8 +125,8 @@ def _l11_ball(x, radius, axis):
 
 
 L11_BALL = _warm.WarmStart(
-    cold=lambda x, axis: (outer_cold(x, axis), jnp.zeros(_warm.kept_shape(x.shape, axis),
-                                                          _checks.compute_dtype(x.dtype))),
+    cold=lambda x, axis: (outer_cold(x, axis), jnp.full(_warm.kept_shape(x.shape, axis), jnp.nan,
+                                                         _checks.compute_dtype(x.dtype))),
     project=jax.jit(lambda x, radius, starts, axis: _l11_ball_from(x, radius, starts, axis),
                     static_argnames="axis"))
 

@@ -26,7 +26,7 @@ def _l1_ball(x, radius, method):
 
 
 L1_BALL = _warm.WarmStart(
-    cold=lambda x, method="newton": jnp.zeros((1,), _checks.compute_dtype(x.dtype)),
+    cold=lambda x, method="newton": jnp.full((1,), jnp.nan, _checks.compute_dtype(x.dtype)),
     project=jax.jit(lambda x, radius, start, method="newton": _l1_ball_from(x, radius, start, method),
                     static_argnames="method"))
 
@@ -93,7 +93,7 @@ def _weighted_l1_ball(x, radius, weights, method):
 
 
 WEIGHTED_L1_BALL = _warm.WarmStart(
-    cold=lambda x, weights, method="newton": jnp.zeros((1,), _checks.compute_dtype(x.dtype)),
+    cold=lambda x, weights, method="newton": jnp.full((1,), jnp.nan, _checks.compute_dtype(x.dtype)),
     project=jax.jit(
         lambda x, radius, start, weights, method="newton":
         _weighted_l1_ball_from(x, radius, jnp.asarray(weights), start, method),

@@ -205,6 +205,11 @@ def _finish_moving_rows(a, w, r, axis, theta, moving, size):
 def _newton_threshold(a, w, r, axis, start, settle=True):
   if start is None:
     start = _sample_start(a, w, r, axis)
+  else:
+    # NaN marks a cold start (no previous search): then the sample's guess.
+    start = lax.cond(jnp.any(jnp.isnan(start)),
+                     lambda: jnp.broadcast_to(_sample_start(a, w, r, axis), start.shape),
+                     lambda: start)
   size = _settle_size(a.shape, axis) if settle else 0
   theta, lo, s_lo, q_lo, unresolved = _newton_iterations(
       a, w, r, axis, start, NEWTON_STEPS, settle=size)
@@ -276,7 +281,8 @@ def l1_threshold(a, radius, axis, method="newton", start=None):
     method: ``"newton"`` or ``"sort"``.
     start: optional first guess for ``"newton"`` (kept shape), e.g. the
       threshold of a previous, nearby problem; any value is safe (the first
-      Newton step from it is a lower bound). ``None``: a strided sample.
+      Newton step from it is a lower bound). ``None`` or NaN: a guess from a
+      strided sample.
 
   Returns:
     θ with the reduced axes kept as size 1.
