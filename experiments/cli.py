@@ -41,6 +41,19 @@ def _csv(kind):
   return parse
 
 
+def _layer_radii(text):
+  pairs = []
+  for item in (v for v in text.split(",") if v.strip()):
+    name, sep, radius = item.partition("=")
+    try:
+      pairs.append((name.strip(), float(radius)))
+    except ValueError:
+      sep = ""
+    if not sep or not name.strip():
+      raise argparse.ArgumentTypeError(f"expected NAME=RADIUS pairs, got {item!r}")
+  return tuple(pairs)
+
+
 def _add_run_flags(parser, *, grid: bool):
   parser.add_argument("--model", required=True, choices=list(runner.MODELS))
   parser.add_argument("--dataset", required=True, choices=list(data_lib.DATASETS))
@@ -55,12 +68,17 @@ def _add_run_flags(parser, *, grid: bool):
     parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--layers", type=_csv(str),
                       help="comma-separated layer names to constrain (default: as in the paper)")
+  parser.add_argument("--layer-eta", type=_layer_radii, default=(),
+                      help="per-layer radii replacing --eta, e.g. fc5=40,fc1=800 "
+                           "(those layers are constrained too)")
   parser.add_argument("--schedule", default="every-step", choices=list(runner.SCHEDULES),
                       help="every-step (Algorithm 1) or lottery (Algorithm 4)")
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--retrain-epochs", type=int, default=10,
                       help="epochs of the lottery's retraining")
   parser.add_argument("--lr", type=float, default=1e-3)
+  parser.add_argument("--lr-schedule", default="constant", choices=list(runner.LR_SCHEDULES),
+                      help="cosine: decay to 0 over each phase")
   parser.add_argument("--batch-size", type=int, default=128)
   parser.add_argument("--out", help="output folder")
   parser.add_argument("--data-dir", help="folder with IDX files or CIFAR-10 python batches")
@@ -91,8 +109,10 @@ def parser() -> argparse.ArgumentParser:
 def _config(args, **overrides) -> runner.RunConfig:
   fields = {name: getattr(args, name) for name in (
       "model", "dataset", "method", "eta", "schedule", "epochs", "retrain_epochs", "lr",
+      "lr_schedule",
       "batch_size", "seed", "data_dir", "train_examples", "test_examples")}
   fields["layers"] = args.layers
+  fields["layer_eta"] = args.layer_eta
   fields.update(overrides)
   return runner.RunConfig(**fields)
 

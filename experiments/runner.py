@@ -45,6 +45,7 @@ METHODS = {"adam": None, "pgl1": sparse_optax.project_l1, "pgl21": sparse_optax.
            "pgl11": sparse_optax.project_l11, "pgl1inf": sparse_optax.project_l1inf,
            "bilevel_l1inf": sparse_optax.project_bilevel_l1inf}
 SCHEDULES = ("every-step", "lottery")
+LR_SCHEDULES = ("constant", "cosine")
 # The paper constrains Net4's conv2 and fc1 only (the first and last layers are
 # the most sensitive); for the fully connected nets every kernel; for
 # SimpleNet every kernel but the first convolution and the classifier.
@@ -62,10 +63,17 @@ class RunConfig:
   method: str = "adam"
   eta: float | None = None
   layers: tuple[str, ...] | None = None
+  # (layer name, radius) pairs that replace ``eta`` for those layers, which
+  # are then constrained too: a classifier's small kernel can sit inside the
+  # shared ball, and the first layer may deserve a larger one.
+  layer_eta: tuple[tuple[str, float], ...] = ()
   schedule: str = "every-step"
   epochs: int = 10
   retrain_epochs: int = 10
   lr: float = 1e-3
+  # "cosine" decays the rate to 0 over each phase (the lottery's retraining
+  # starts again from ``lr``).
+  lr_schedule: str = "constant"
   batch_size: int = 128
   seed: int = 0
   out: str = "runs/run"
@@ -84,6 +92,7 @@ def validate(config: RunConfig) -> None:
   choose(config.dataset, data_lib.DATASETS, "dataset")
   choose(config.method, METHODS, "method")
   choose(config.schedule, SCHEDULES, "schedule")
+  choose(config.lr_schedule, LR_SCHEDULES, "lr-schedule")
   if config.dataset not in MODEL_DATASETS[config.model]:
     raise ConfigError(f"--model {config.model} takes {' or '.join(MODEL_DATASETS[config.model])} "
                       f"images, not {config.dataset}")
@@ -92,6 +101,11 @@ def validate(config: RunConfig) -> None:
       raise ConfigError(f"--method {config.method} needs --eta (the radius of the ball)")
     if not config.eta >= 0:
       raise ConfigError(f"--eta must be >= 0, got {config.eta}")
+  elif config.layer_eta:
+    raise ConfigError("--layer-eta needs a projection --method")
+  for name, radius in config.layer_eta:
+    if not radius >= 0:
+      raise ConfigError(f"--layer-eta {name}={radius}: the radius must be >= 0")
   for name in ("epochs", "batch_size"):
     if getattr(config, name) < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
@@ -101,22 +115,29 @@ def validate(config: RunConfig) -> None:
     value = getattr(config, name)
     if value is not None and value < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+  # Layer names are checked on the model's shapes, before any data is loaded.
+  constrained_layers(nnx.eval_shape(lambda: MODELS[config.model](rngs=nnx.Rngs(0))), config)
 
 
 def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str, ...]:
   """Names of the weighted layers the projection constrains."""
   weighted = [name for name, layer in model.named_layers()
               if isinstance(layer, (nnx.Linear, nnx.Conv))]
+  named = [("--layers", name) for name in config.layers or ()]
+  named += [("--layer-eta", name) for name, _ in config.layer_eta]
+  for flag, name in named:
+    if name not in weighted:
+      raise ConfigError(f"{flag}: {name} not among {', '.join(weighted)}")
   if config.layers is not None:
-    unknown = sorted(set(config.layers) - set(weighted))
-    if unknown:
-      raise ConfigError(f"--layers: {', '.join(unknown)} not among {', '.join(weighted)}")
-    return tuple(config.layers)
-  if config.model in DEFAULT_LAYERS:
-    return DEFAULT_LAYERS[config.model]
-  if config.model == "simplenet":
-    return tuple(weighted[1:-1])
-  return tuple(weighted)
+    chosen = tuple(config.layers)
+  elif config.model in DEFAULT_LAYERS:
+    chosen = DEFAULT_LAYERS[config.model]
+  elif config.model == "simplenet":
+    chosen = tuple(weighted[1:-1])
+  else:
+    chosen = tuple(weighted)
+  extra = tuple(name for name, _ in config.layer_eta if name not in chosen)
+  return tuple(name for name in weighted if name in chosen + extra)
 
 
 def phases(config: RunConfig) -> list[tuple[str, int]]:
@@ -132,13 +153,28 @@ def phase_of(config: RunConfig, epoch: int) -> str:
   return "train" if epoch <= first_epochs else "retrain"
 
 
+def radius_of(config: RunConfig, layer: str) -> float:
+  """The radius of ``layer``'s ball: its ``layer_eta`` entry, else ``eta``."""
+  return dict(config.layer_eta).get(layer, config.eta)
+
+
 def _radius(config: RunConfig, layers) -> Callable:
-  return lambda path, leaf: (config.eta if path[0].key in layers and np.ndim(leaf) >= 2
-                             else None)
+  return lambda path, leaf: (radius_of(config, path[0].key)
+                             if path[0].key in layers and np.ndim(leaf) >= 2 else None)
 
 
-def optimizer_for(config: RunConfig, phase: str, layers, mask=None) -> optax.GradientTransformation:
-  adam = optax.adam(config.lr)
+def learning_rate(config: RunConfig, phase_steps: int) -> optax.ScalarOrSchedule:
+  """``lr``, constant or decayed to 0 over the ``phase_steps`` steps of a phase."""
+  if config.lr_schedule == "cosine":
+    return optax.cosine_decay_schedule(config.lr, max(phase_steps, 1))
+  return config.lr
+
+
+def optimizer_for(config: RunConfig, phase: str, layers, mask=None, *,
+                  steps_per_epoch: int = 1) -> optax.GradientTransformation:
+  """Adam (with the projection, or the lottery's mask) for one phase of a run."""
+  phase_epochs = dict(phases(config))[phase]
+  adam = optax.adam(learning_rate(config, phase_epochs * steps_per_epoch))
   if phase == "retrain":
     return lottery.retrain_optimizer(adam, mask)
   if config.method != "adam" and config.schedule == "every-step":
@@ -281,7 +317,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   all_true = jax.tree.map(lambda p: jnp.ones(p.shape, bool), initial)
   mask = all_true
   phase = "train"
-  optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers), wrt=nnx.Param)
+  steps = len(dataset.train_images) // config.batch_size
+  optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, steps_per_epoch=steps),
+                            wrt=nnx.Param)
   history: list[dict] = []
   first_epoch = 1
 
@@ -291,8 +329,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
     if latest is not None:
       phase = phase_of(config, latest)
       if phase == "retrain":
-        optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, all_true),
-                                  wrt=nnx.Param)
+        optimizer = nnx.Optimizer(
+            model, optimizer_for(config, phase, layers, all_true, steps_per_epoch=steps),
+            wrt=nnx.Param)
       like = {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
               "optimizer": _leaves(nnx.state(optimizer)),
               "initial": _leaves(initial), "mask": _leaves(mask)}
@@ -301,7 +340,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       initial = _restore_into(initial, saved["initial"])
       mask = _restore_into(mask, saved["mask"])
       if phase == "retrain":
-        optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, mask), wrt=nnx.Param)
+        optimizer = nnx.Optimizer(
+            model, optimizer_for(config, phase, layers, mask, steps_per_epoch=steps),
+            wrt=nnx.Param)
       nnx.update(optimizer, _restore_into(nnx.state(optimizer), saved["optimizer"]))
       history = json.loads((out / "history.json").read_text())[:latest]
       first_epoch = latest + 1
@@ -318,8 +359,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
         mask = jax.tree.map(lambda m, t: t if m is None else m, survivors, all_true,
                             is_leaf=lambda m: m is None)
         nnx.update(model, lottery.rewind(initial, mask))
-        optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, mask),
-                                  wrt=nnx.Param)
+        optimizer = nnx.Optimizer(
+            model, optimizer_for(config, phase, layers, mask, steps_per_epoch=steps),
+            wrt=nnx.Param)
       history.append(_train_epoch(model, optimizer, dataset, config, epoch, total_epochs,
                                   phase, sample, layers, progress))
       checkpoints.save(epoch, {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
@@ -347,7 +389,7 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
                    "python": platform.python_version()},
   }
   _write_json(result_path, result)
-  return result
+  return json.loads(result_path.read_text())  # as a resumed run reads it back
 
 
 def _train_epoch(model, optimizer, dataset, config, epoch, total_epochs, phase, sample,

@@ -25,7 +25,8 @@ from experiments import plots  # noqa: E402
 from experiments import runner  # noqa: E402
 from experiments.progress import Progress  # noqa: E402
 
-CSV_FIELDS = ("model", "dataset", "method", "schedule", "eta", "seed", "epochs", "retrain_epochs",
+CSV_FIELDS = ("model", "dataset", "method", "schedule", "eta", "layer_eta", "layers", "seed",
+              "epochs", "retrain_epochs", "lr", "lr_schedule", "batch_size",
               "accuracy", "maccs_dense", "maccs_effective", "memory_kb", "bytes_sparse",
               "nonzero_fraction", "neurons_removed", "seconds", "data_source", "run")
 
@@ -70,8 +71,7 @@ def sweep(base: runner.RunConfig, methods, etas, seeds, out, *,
     if not finished and dataset is None:
       dataset = data_lib.load(config.dataset, config.data_dir)
     result = runner.run(config, resume=True, progress=progress, dataset=dataset)
-    rows.append({field: result.get(field) for field in CSV_FIELDS if field != "run"}
-                | {"run": config.out})
+    rows.append(csv_row(result, config.out))
   csv_path = out / "sweep.csv"
   with open(csv_path, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
@@ -81,6 +81,14 @@ def sweep(base: runner.RunConfig, methods, etas, seeds, out, *,
   markdown_path.write_text(markdown_table(rows) + "\n")
   return {"rows": rows, "csv": str(csv_path), "markdown": str(markdown_path),
           "plots": [str(p) for p in _plots(rows, out)]}
+
+
+def csv_row(result: dict, run_dir: str) -> dict:
+  """A run's ``sweep.csv`` row: its settings and figures, lists joined by commas."""
+  row = {field: result.get(field) for field in CSV_FIELDS if field != "run"}
+  row["layer_eta"] = ",".join(f"{name}={radius:g}" for name, radius in result.get("layer_eta", ()))
+  row["layers"] = ",".join(result.get("layers", ()))
+  return row | {"run": run_dir}
 
 
 def _mean_std(values) -> str:
@@ -104,6 +112,8 @@ def markdown_table(rows) -> str:
            "|---|---|---|---|---|---|"]
   for (method, eta, schedule), members in groups(rows).items():
     name = method.upper() if method == "adam" else f"{method.upper()} η={eta:g}"
+    if members[0].get("layer_eta"):
+      name += f" ({members[0]['layer_eta']})"
     lines.append(
         f"| {name} | {'-' if method == 'adam' else schedule} | "
         f"{_mean_std([r['memory_kb'] for r in members])} | "

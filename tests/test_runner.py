@@ -47,14 +47,42 @@ def test_run_writes_every_field_and_the_pictures(tiny, tmp_path):
   assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
+def test_layer_eta_replaces_eta_for_its_layers_and_constrains_them(tiny, tmp_path):
+  settings = config(tiny, tmp_path / "run", layers=("fc1",), layer_eta=(("fc3", 0.0),),
+                    schedule="every-step")
+  result = runner.run(settings, progress=QUIET)
+  assert result["layers"] == ["fc1", "fc3"]
+  by_name = {layer["name"]: layer for layer in result["layers_report"]}
+  assert by_name["fc3"]["nonzero"] == 10  # radius 0 leaves only the bias
+  assert 10 < by_name["fc1"]["nonzero"] < 784 * 300  # eta = 60 thins fc1
+  assert by_name["fc2"]["nonzero"] == 300 * 100 + 100  # not constrained
+
+
+def test_cosine_rate_decays_to_zero_over_each_phase(tiny, tmp_path):
+  settings = config(tiny, tmp_path, lr=0.01, lr_schedule="cosine", epochs=2, retrain_epochs=3)
+  for phase, epochs in (("train", 2), ("retrain", 3)):
+    optimizer = runner.optimizer_for(settings, phase, ("fc1",), steps_per_epoch=10)
+    params = {"w": np.zeros(3, np.float32)}
+    state = optimizer.init(params)
+    steps = []
+    for _ in range(10 * epochs + 1):  # unit gradients: Adam's step is the rate
+      updates, state = optimizer.update({"w": np.ones(3, np.float32)}, state, params)
+      steps.append(-float(updates["w"][0]))
+    np.testing.assert_allclose(steps[0], 0.01, rtol=1e-4)
+    np.testing.assert_allclose(steps[5 * epochs], 0.005, rtol=1e-3)  # half way: half the rate
+    assert steps[-1] == 0.0
+
+
 class Kill(Exception):
   """Stands for Ctrl-C or a kill at the end of an epoch."""
 
 
 @pytest.mark.parametrize("schedule", ["every-step", "lottery"])
 def test_interrupted_and_resumed_equals_uninterrupted(tiny, tmp_path, schedule):
-  # 2 epochs; the lottery's cut falls between its training and retraining.
-  settings = dict(schedule=schedule, epochs=2 if schedule == "every-step" else 1)
+  # 2 epochs; the lottery's cut falls between its training and retraining,
+  # whose cosine rate restarts from lr.
+  settings = (dict(schedule=schedule, epochs=2) if schedule == "every-step"
+              else dict(schedule=schedule, epochs=1, lr_schedule="cosine"))
   whole = runner.run(config(tiny, tmp_path / "whole", **settings), progress=QUIET)
 
   def kill_after_first(epoch):
@@ -119,6 +147,12 @@ def run_cli(args, capsys):
     (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11"], "needs --eta"),
     (["run", "--model", "simplenet", "--dataset", "mnist"], "takes cifar10 images"),
     (["sweep", "--model", "lfc4", "--dataset", "mnist", "--eta", "1,x"], "comma-separated floats"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "9",
+      "--layer-eta", "fc5"], "expected NAME=RADIUS pairs"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "9",
+      "--layer-eta", "fc9=3"], "--layer-eta: fc9 not among fc1, fc2"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--layer-eta", "fc5=3"],
+     "--layer-eta needs a projection --method"),
 ])
 def test_bad_flags_end_in_one_line(args, message, capsys):
   try:
