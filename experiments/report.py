@@ -129,7 +129,7 @@ def _cell(mean: float, std: float, digits: int = 2) -> str:
   return f"{mean:,.{digits}f} ± {std:,.{digits}f}"
 
 
-def table(dataset: str, model: str, members: list) -> list[str]:
+def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[str]:
   """One section of the report: the measured table, the paper's and the commands."""
   rows = [summary(s) for s in members]
   adam = next((r for r in rows if r["method"] == "adam"), None)
@@ -157,6 +157,11 @@ def table(dataset: str, model: str, members: list) -> list[str]:
               for name, kb, kmaccs, acc in PAPER[(paper_dataset, model)]]
   lines += ["", "Commands (one per row; `--seed` lists the seeds averaged):", ""]
   lines += [f"{i}. `{command(s)}`" for i, s in enumerate(members, start=1)]
+  pictures = [(i, picture) for i, s in enumerate(members, start=1)
+              for picture in sorted(s["folder"].glob("*_seed0/weights.png"))]
+  if pictures:
+    lines += ["", "Constrained weight matrices, seed 0 (white rows: removed inputs): " + ", ".join(
+        f"[row {i}]({picture.relative_to(root).as_posix()})" for i, picture in pictures)]
   return lines
 
 
@@ -194,7 +199,7 @@ def write_report(results: pathlib.Path) -> pathlib.Path:
            "entropy of the weights (quantisation step 2⁻¹⁶) × weights / 8; k-MACCs are "
            "effective (dead neurons and inputs removed).", ""]
   for (dataset, model), members in sorted(settings.items(), key=lambda kv: kv[0][1]):
-    lines += table(dataset, model, members) + [""]
+    lines += table(dataset, model, members, results) + [""]
   pictures = pareto_plots(settings, results) if settings else []
   lines += ["## Pareto plots", ""] + [f"![{p.stem}]({p.name})" for p in pictures] + [""]
   discussion = results / "discussion.md"

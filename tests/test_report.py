@@ -30,6 +30,7 @@ def results(tmp_path):
   for seed, acc in enumerate((0.88, 0.89, 0.90)):
     fake_result(net / "adam" / f"adam_seed{seed}", seed, acc, 266_200, 460.0 + seed,
                 lr_schedule="cosine")
+    (net / "adam" / f"adam_seed{seed}" / "weights.png").write_bytes(b"\x89PNG")
   lottery = dict(method="pgl11", eta=1000.0, schedule="lottery", layer_eta=(("fc3", 40.0),),
                  epochs=8, retrain_epochs=6, lr_schedule="cosine")
   for seed, (acc, maccs) in enumerate(((0.86, 140_000), (0.87, 150_000))):
@@ -51,6 +52,7 @@ def test_table_means_deltas_and_the_paper_beside(results):
   # LeNet-300-100 ran on MNIST in the paper: shown, and said not comparable.
   assert "MNIST: the paper has no Fashion-MNIST run of this network" in text
   assert "| PGL11 η=400 | 83 | 150 | 97.8 |" in text
+  assert "[row 1](fashion_mnist/lenet300/adam/adam_seed0/weights.png)" in text
   for name in ("pareto_maccs.png", "pareto_memory.png"):
     assert (results / name).read_bytes()[:4] == b"\x89PNG"
 
