@@ -17,6 +17,7 @@ from sparse_optax import lottery
 from sparse_optax import metrics
 from sparse_optax import models
 from sparse_optax import projections
+from sparse_optax import regularizers
 from sparse_optax.compact import compact
 from sparse_optax.transforms import ProjectionState
 from sparse_optax.transforms import apply_mask
@@ -43,4 +44,5 @@ __all__ = (
     "project_l21",
     "project_weighted_l1",
     "projections",
+    "regularizers",
 )
