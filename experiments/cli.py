@@ -60,17 +60,22 @@ def _add_run_flags(parser, *, grid: bool):
   if grid:
     parser.add_argument("--method", type=_csv(str), default=("adam",),
                         help=f"comma-separated, from {', '.join(runner.METHODS)}")
-    parser.add_argument("--eta", type=_csv(float), default=(None,), help="comma-separated radii")
+    parser.add_argument("--eta", type=_csv(float), default=(None,),
+                        help="comma-separated radii (or comparator strengths)")
     parser.add_argument("--seed", type=_csv(int), default=(0,), help="comma-separated seeds")
   else:
     parser.add_argument("--method", default="adam", choices=list(runner.METHODS))
-    parser.add_argument("--eta", type=float, help="radius of the ball (projection methods)")
+    parser.add_argument("--eta", type=float,
+                        help="radius of the ball (projections); strength of halo, gsef, l1_over_l2")
     parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--layers", type=_csv(str),
                       help="comma-separated layer names to constrain (default: as in the paper)")
   parser.add_argument("--layer-eta", type=_layer_radii, default=(),
                       help="per-layer radii replacing --eta, e.g. fc5=40,fc1=800 "
                            "(those layers are constrained too)")
+  parser.add_argument("--keep", type=float, default=0.1,
+                      help="halo, l1_over_l2, magnitude: fraction of the constrained weights kept "
+                           "by the final pruning; gsef: fraction of each layer's groups kept")
   parser.add_argument("--schedule", default="every-step", choices=list(runner.SCHEDULES),
                       help="every-step (Algorithm 1) or lottery (Algorithm 4)")
   parser.add_argument("--epochs", type=int, default=10)
@@ -109,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
 def _config(args, **overrides) -> runner.RunConfig:
   fields = {name: getattr(args, name) for name in (
       "model", "dataset", "method", "eta", "schedule", "epochs", "retrain_epochs", "lr",
-      "lr_schedule",
+      "lr_schedule", "keep",
       "batch_size", "seed", "data_dir", "train_examples", "test_examples")}
   fields["layers"] = args.layers
   fields["layer_eta"] = args.layer_eta

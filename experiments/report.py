@@ -12,6 +12,7 @@ Hand-written discussion is kept in ``RESULTS/discussion.md`` and appended.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import statistics
@@ -73,6 +74,8 @@ def label(run: dict) -> str:
   """``PGL11 η=400 (fc5=40)``: the method, its radius and per-layer radii."""
   if run["method"] == "adam":
     return "Adam"
+  if run["eta"] is None:
+    return run["method"].upper()
   text = f"{run['method'].upper()} η={run['eta']:g}"
   if run.get("layer_eta"):
     text += " (" + ", ".join(f"{name}={radius:g}" for name, radius in run["layer_eta"]) + ")"
@@ -85,15 +88,18 @@ def command(setting) -> str:
   seeds = ",".join(str(r["seed"]) for r in sorted(setting["runs"], key=lambda r: r["seed"]))
   parts = ["python -m experiments sweep", f"--model {run['model']}", f"--dataset {run['dataset']}",
            f"--method {run['method']}"]
-  if run["method"] != "adam":
+  if run["eta"] is not None:
     parts.append(f"--eta {run['eta']:g}")
-    if run.get("layer_eta"):
-      parts.append("--layer-eta " + ",".join(f"{n}={r:g}" for n, r in run["layer_eta"]))
-    if run.get("layers") is not None and _layers_flag_needed(run):
-      parts.append("--layers " + ",".join(run["layers"]))
+  if run.get("layer_eta"):
+    parts.append("--layer-eta " + ",".join(f"{n}={r:g}" for n, r in run["layer_eta"]))
+  if run["method"] != "adam" and _layers_flag_needed(run):
+    parts.append("--layers " + ",".join(run["layers"]))
+  if run["method"] in runner.PROJECTIONS:
     parts.append(f"--schedule {run['schedule']}")
+  elif run["method"] != "adam":
+    parts.append(f"--keep {run.get('keep', 0.1):g}")
   parts.append(f"--epochs {run['epochs']}")
-  if run["method"] != "adam" and run["schedule"] == "lottery":
+  if len(runner.phases(_config_of(run))) > 1:
     parts.append(f"--retrain-epochs {run['retrain_epochs']}")
   parts.append(f"--lr {run['lr']:g}")
   if run.get("lr_schedule", "constant") != "constant":
@@ -104,9 +110,16 @@ def command(setting) -> str:
   return " ".join(parts)
 
 
+def _config_of(run: dict) -> runner.RunConfig:
+  """The settings of a run (its ``layers`` as the default would choose them)."""
+  fields = {f.name: run[f.name] for f in dataclasses.fields(runner.RunConfig) if f.name in run}
+  fields["layers"] = None
+  fields["layer_eta"] = tuple(map(tuple, run.get("layer_eta", ())))
+  return runner.RunConfig(**fields)
+
+
 def _layers_flag_needed(run: dict) -> bool:
-  defaults = runner.RunConfig(model=run["model"], dataset=run["dataset"], method=run["method"],
-                              eta=run["eta"], layer_eta=tuple(map(tuple, run.get("layer_eta", ()))))
+  defaults = _config_of(run)
   model = nnx.eval_shape(lambda: runner.MODELS[run["model"]](rngs=nnx.Rngs(0)))
   return list(runner.constrained_layers(model, defaults)) != list(run["layers"])
 
@@ -117,8 +130,11 @@ def summary(setting) -> dict:
   values = {"memory_kb": [r["memory_kb"] for r in runs],
             "kmaccs": [r["maccs_effective"] / 1e3 for r in runs],
             "accuracy": [100 * r["accuracy"] for r in runs]}
-  out = {"label": label(runs[0]), "schedule": runs[0]["schedule"],
-         "method": runs[0]["method"], "seeds": len(runs)}
+  first = runs[0]
+  out = {"label": label(first), "method": first["method"], "seeds": len(runs),
+         "schedule": runner.schedule_label(first["method"], first["schedule"],
+                                           first.get("keep", 0.1)),
+         "epochs": first.get("epochs_total") or sum(e for _, e in runner.phases(_config_of(first)))}
   for key, vals in values.items():
     out[key] = statistics.fmean(vals)
     out[key + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -135,15 +151,15 @@ def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[s
   adam = next((r for r in rows if r["method"] == "adam"), None)
   title = f"## {MODEL_NAMES[model]} on {DATASET_NAMES[dataset]}"
   lines = [title, "",
-           "| # | Method | Schedule | Memory (kB) | k-MACCs | Accuracy (%) | Δ acc vs Adam (pts) "
-           "| MACCs / Adam | Seeds |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| # | Method | Schedule | Epochs | Memory (kB) | k-MACCs | Accuracy (%) "
+           "| Δ acc vs Adam (pts) | MACCs / Adam | Seeds |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for i, row in enumerate(rows, start=1):
     delta = "" if adam is None or row is adam else f"{row['accuracy'] - adam['accuracy']:+.2f}"
     ratio = "" if adam is None else f"{row['kmaccs'] / adam['kmaccs']:.3f}"
-    schedule = "-" if row["method"] == "adam" else row["schedule"]
     lines.append(
-        f"| {i} | {row['label']} | {schedule} | {_cell(row['memory_kb'], row['memory_kb_std'])} "
+        f"| {i} | {row['label']} | {row['schedule']} | {row['epochs']} "
+        f"| {_cell(row['memory_kb'], row['memory_kb_std'])} "
         f"| {_cell(row['kmaccs'], row['kmaccs_std'], 1)} "
         f"| {_cell(row['accuracy'], row['accuracy_std'])} | {delta} | {ratio} | {row['seeds']} |")
   paper_dataset = STAND_IN.get((dataset, model), dataset)
@@ -176,10 +192,11 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
       for row in map(summary, members):
         by_method.setdefault((row["method"], row["schedule"]), []).append(row)
       for (method, schedule), rows in by_method.items():
-        name_ = "Adam" if method == "adam" else f"{method.upper()} {schedule}"
+        name_ = "Adam" if method == "adam" else (
+            f"{method.upper()} {schedule}" if method in runner.PROJECTIONS else method.upper())
         ax.errorbar([r[key] for r in rows], [r["accuracy"] for r in rows],
                     xerr=[r[key + "_std"] for r in rows], yerr=[r["accuracy_std"] for r in rows],
-                    marker="o" if schedule == "lottery" else "s", linestyle="none", capsize=3,
+                    marker=_marker(method, schedule), linestyle="none", capsize=3,
                     label=name_)
       ax.set_xscale("log")
       ax.set_xlabel(axis_label)
@@ -189,6 +206,12 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
       ax.legend(fontsize=8)
     written.append(plots.save(fig, out / name))
   return written
+
+
+def _marker(method: str, schedule: str) -> str:
+  if method in runner.PROJECTIONS:
+    return "o" if schedule == "lottery" else "s"
+  return "*" if method == "adam" else "^"
 
 
 def write_report(results: pathlib.Path) -> pathlib.Path:

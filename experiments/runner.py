@@ -1,11 +1,14 @@
 """One experiment of the paper: train, project, measure, checkpoint, resume.
 
-Two schedules (Barlaud & Guyard, ICPR 2020):
+Two schedules for the projections (Barlaud & Guyard, ICPR 2020):
 
 * ``every-step`` (Algorithm 1): Adam, then the projection, at every step.
 * ``lottery`` (Algorithm 4): Adam for ``epochs``; project once; keep the zero
   pattern as a mask; rewind the surviving weights to their initial values;
   retrain with masked Adam for ``retrain_epochs``.
+
+The literature's other sparsifiers (``halo``, ``gsef``, ``l1_over_l2``,
+``magnitude``) run on the same footing; see :mod:`experiments.comparators`.
 
 A checkpoint (orbax) is written after every epoch; ``resume=True`` continues
 from the last one and ends with the same figures as an uninterrupted run with
@@ -17,6 +20,7 @@ figures and two pictures of the constrained weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -32,6 +36,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 import sparse_optax
+from experiments import comparators
 from experiments import data as data_lib
 from experiments import plots
 from experiments.progress import Progress
@@ -41,9 +46,10 @@ MODELS = {"net4": models.Net4, "lenet300": models.LeNet300_100, "lfc4": models.L
           "simplenet": models.SimpleNet}
 MODEL_DATASETS = {"net4": ("mnist", "fashion_mnist"), "lenet300": ("mnist", "fashion_mnist"),
                   "lfc4": ("mnist", "fashion_mnist"), "simplenet": ("cifar10",)}
-METHODS = {"adam": None, "pgl1": sparse_optax.project_l1, "pgl21": sparse_optax.project_l21,
-           "pgl11": sparse_optax.project_l11, "pgl1inf": sparse_optax.project_l1inf,
-           "bilevel_l1inf": sparse_optax.project_bilevel_l1inf}
+PROJECTIONS = {"pgl1": sparse_optax.project_l1, "pgl21": sparse_optax.project_l21,
+               "pgl11": sparse_optax.project_l11, "pgl1inf": sparse_optax.project_l1inf,
+               "bilevel_l1inf": sparse_optax.project_bilevel_l1inf}
+METHODS = ("adam", *PROJECTIONS, *comparators.COMPARATORS)
 SCHEDULES = ("every-step", "lottery")
 LR_SCHEDULES = ("constant", "cosine")
 # The paper constrains Net4's conv2 and fc1 only (the first and last layers are
@@ -67,6 +73,9 @@ class RunConfig:
   # are then constrained too: a classifier's small kernel can sit inside the
   # shared ball, and the first layer may deserve a larger one.
   layer_eta: tuple[tuple[str, float], ...] = ()
+  # The comparators' final pruning keeps this fraction of the constrained
+  # weights (halo, l1_over_l2, magnitude) or of each layer's groups (gsef).
+  keep: float = 0.1
   schedule: str = "every-step"
   epochs: int = 10
   retrain_epochs: int = 10
@@ -96,13 +105,16 @@ def validate(config: RunConfig) -> None:
   if config.dataset not in MODEL_DATASETS[config.model]:
     raise ConfigError(f"--model {config.model} takes {' or '.join(MODEL_DATASETS[config.model])} "
                       f"images, not {config.dataset}")
-  if config.method != "adam":
+  if config.method not in ("adam", "magnitude"):
     if config.eta is None:
-      raise ConfigError(f"--method {config.method} needs --eta (the radius of the ball)")
+      what = "the radius of the ball" if config.method in PROJECTIONS else "its strength"
+      raise ConfigError(f"--method {config.method} needs --eta ({what})")
     if not config.eta >= 0:
       raise ConfigError(f"--eta must be >= 0, got {config.eta}")
-  elif config.layer_eta:
+  if config.layer_eta and config.method not in PROJECTIONS:
     raise ConfigError("--layer-eta needs a projection --method")
+  if not 0 < config.keep <= 1:
+    raise ConfigError(f"--keep must be in (0, 1], got {config.keep}")
   for name, radius in config.layer_eta:
     if not radius >= 0:
       raise ConfigError(f"--layer-eta {name}={radius}: the radius must be >= 0")
@@ -141,16 +153,39 @@ def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str
 
 
 def phases(config: RunConfig) -> list[tuple[str, int]]:
-  """``(phase, epochs)``: "train" then, for the lottery, "retrain"."""
-  if config.method != "adam" and config.schedule == "lottery":
+  """``(phase, epochs)``: "train" then, for the lottery, "retrain", for
+  magnitude pruning "round1", "round2", ... Every phase after the first
+  starts from a new mask and the rewound initial weights."""
+  if config.method == "magnitude":
+    return [("train", config.epochs)] + [
+        (f"round{i}", config.retrain_epochs)
+        for i in range(1, comparators.magnitude_rounds(config.keep) + 1)]
+  if config.method in PROJECTIONS and config.schedule == "lottery":
     return [("train", config.epochs), ("retrain", config.retrain_epochs)]
   return [("train", config.epochs)]
 
 
+def schedule_label(method: str, schedule: str, keep: float = 0.1) -> str:
+  """How a method trains, for tables: the projections' schedule, or the
+  comparator's recipe."""
+  if method == "adam":
+    return "-"
+  if method in PROJECTIONS:
+    return schedule
+  if method == "magnitude":
+    return f"{comparators.magnitude_rounds(keep)} rounds, keep {keep:g}"
+  ending = "top groups" if method == "gsef" else "prune"
+  return f"{'prox' if method == 'gsef' else 'penalty'}, {ending} to {keep:g}"
+
+
 def phase_of(config: RunConfig, epoch: int) -> str:
   """The phase that epoch ``epoch`` (1-based) belongs to."""
-  first_epochs = phases(config)[0][1]
-  return "train" if epoch <= first_epochs else "retrain"
+  end = 0
+  for phase, epochs in phases(config):
+    end += epochs
+    if epoch <= end:
+      return phase
+  raise ValueError(f"epoch {epoch} is past the last phase")
 
 
 def radius_of(config: RunConfig, layer: str) -> float:
@@ -175,19 +210,38 @@ def optimizer_for(config: RunConfig, phase: str, layers, mask=None, *,
   """Adam (with the projection, or the lottery's mask) for one phase of a run."""
   phase_epochs = dict(phases(config))[phase]
   adam = optax.adam(learning_rate(config, phase_epochs * steps_per_epoch))
-  if phase == "retrain":
+  if phase != "train":
     return lottery.retrain_optimizer(adam, mask)
-  if config.method != "adam" and config.schedule == "every-step":
-    return optax.chain(adam, METHODS[config.method](_radius(config, layers)))
-  return adam
+  if config.method in PROJECTIONS and config.schedule == "every-step":
+    return optax.chain(adam, PROJECTIONS[config.method](_radius(config, layers)))
+  prox = comparators.proximal_step(config.method, config.eta, config.keep, layers)
+  return adam if prox is None else optax.chain(adam, prox)
 
 
-@nnx.jit
-def train_step(model, optimizer, x, y):
-  def loss_fn(model):
-    return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+class Scales(nnx.Module):
+  """HALO's trainable per-weight scales, ``{layer: array}``."""
 
-  loss, grads = nnx.value_and_grad(loss_fn)(model)
+  def __init__(self, values: dict):
+    self.values = nnx.data({name: nnx.Param(value) for name, value in values.items()})
+
+
+@functools.partial(nnx.jit, static_argnames=("penalty",))
+def train_step(model, optimizer, x, y, penalty=None, scales=None, scales_optimizer=None):
+  """One Adam step on the cross-entropy (plus ``penalty(params, scales)``,
+  minimised in the scales too when they are given); returns the cross-entropy."""
+  def loss_fn(model, scales):
+    cross_entropy = optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+    if penalty is None:
+      return cross_entropy, cross_entropy
+    values = None if scales is None else {k: v[...] for k, v in scales.values.items()}
+    return cross_entropy + penalty(params_of(model), values), cross_entropy
+
+  if scales is None:
+    (_, loss), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, None)
+  else:
+    (_, loss), (grads, scale_grads) = nnx.value_and_grad(
+        loss_fn, argnums=(0, 1), has_aux=True)(model, scales)
+    scales_optimizer.update(scales, scale_grads)
   optimizer.update(model, grads)
   return loss
 
@@ -312,14 +366,35 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   dataset = _subset(dataset or data_lib.load(config.dataset, config.data_dir), config)
   model = MODELS[config.model](rngs=nnx.Rngs(config.seed))
   layers = constrained_layers(model, config)
+  selected = _selector(layers)
   sample = _sample_input(dataset)
   initial = params_of(model)
   all_true = jax.tree.map(lambda p: jnp.ones(p.shape, bool), initial)
   mask = all_true
-  phase = "train"
   steps = len(dataset.train_images) // config.batch_size
-  optimizer = nnx.Optimizer(model, optimizer_for(config, phase, layers, steps_per_epoch=steps),
-                            wrt=nnx.Param)
+
+  def phase_optimizer(phase, mask):
+    return nnx.Optimizer(model, optimizer_for(config, phase, layers, mask, steps_per_epoch=steps),
+                         wrt=nnx.Param)
+
+  penalty = comparators.penalty(config.method, config.eta, layers)
+  scales = scales_optimizer = None
+  if config.method == "halo":
+    scales = Scales(comparators.halo_initial_scales(initial, layers))
+    scales_optimizer = nnx.Optimizer(
+        scales, optax.adam(learning_rate(config, config.epochs * steps)), wrt=nnx.Param)
+
+  def state_to_save():
+    state = {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
+             "optimizer": _leaves(nnx.state(optimizer)),
+             "initial": _leaves(initial), "mask": _leaves(mask)}
+    if scales is not None:
+      state |= {"scales": _leaves(nnx.state(scales)),
+                "scales_optimizer": _leaves(nnx.state(scales_optimizer))}
+    return state
+
+  phase = "train"
+  optimizer = phase_optimizer(phase, mask)
   history: list[dict] = []
   first_epoch = 1
 
@@ -328,56 +403,53 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
     latest = checkpoints.latest() if resume else None
     if latest is not None:
       phase = phase_of(config, latest)
-      if phase == "retrain":
-        optimizer = nnx.Optimizer(
-            model, optimizer_for(config, phase, layers, all_true, steps_per_epoch=steps),
-            wrt=nnx.Param)
-      like = {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
-              "optimizer": _leaves(nnx.state(optimizer)),
-              "initial": _leaves(initial), "mask": _leaves(mask)}
-      saved = checkpoints.restore(latest, like)
+      optimizer = phase_optimizer(phase, all_true)  # the saved state's structure
+      saved = checkpoints.restore(latest, state_to_save())
       nnx.update(model, _restore_into(nnx.state(model, nnx.Not(nnx.RngKey)), saved["model"]))
       initial = _restore_into(initial, saved["initial"])
       mask = _restore_into(mask, saved["mask"])
-      if phase == "retrain":
-        optimizer = nnx.Optimizer(
-            model, optimizer_for(config, phase, layers, mask, steps_per_epoch=steps),
-            wrt=nnx.Param)
+      optimizer = phase_optimizer(phase, mask)
       nnx.update(optimizer, _restore_into(nnx.state(optimizer), saved["optimizer"]))
+      if scales is not None:
+        nnx.update(scales, _restore_into(nnx.state(scales), saved["scales"]))
+        nnx.update(scales_optimizer,
+                   _restore_into(nnx.state(scales_optimizer), saved["scales_optimizer"]))
       history = json.loads((out / "history.json").read_text())[:latest]
       first_epoch = latest + 1
       progress.line(f"resuming {out} after epoch {latest}")
 
     total_epochs = sum(epochs for _, epochs in phases(config))
     for epoch in range(first_epoch, total_epochs + 1):
-      if phase_of(config, epoch) != phase:  # the lottery's turn: project, mask, rewind
-        phase = "retrain"
-        selected = lambda path, leaf: path[0].key in layers and np.ndim(leaf) >= 2
-        projected = lottery.project_once(
-            params_of(model), METHODS[config.method](_radius(config, layers)))
-        survivors = lottery.survivors(projected, selected)
+      if phase_of(config, epoch) != phase:  # a new mask, then rewind
+        phase = phase_of(config, epoch)
+        survivors = _next_survivors(config, phase, params_of(model), mask, layers, selected)
         mask = jax.tree.map(lambda m, t: t if m is None else m, survivors, all_true,
                             is_leaf=lambda m: m is None)
         nnx.update(model, lottery.rewind(initial, mask))
-        optimizer = nnx.Optimizer(
-            model, optimizer_for(config, phase, layers, mask, steps_per_epoch=steps),
-            wrt=nnx.Param)
-      history.append(_train_epoch(model, optimizer, dataset, config, epoch, total_epochs,
-                                  phase, sample, layers, progress))
-      checkpoints.save(epoch, {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
-                               "optimizer": _leaves(nnx.state(optimizer)),
-                               "initial": _leaves(initial), "mask": _leaves(mask)})
+        optimizer = phase_optimizer(phase, mask)
+      step = lambda x, y: train_step(model, optimizer, x, y, penalty, scales, scales_optimizer)
+      history.append(_train_epoch(model, step, dataset, config, epoch, total_epochs, phase,
+                                  sample, progress))
+      checkpoints.save(epoch, state_to_save())
       _write_json(out / "history.json", history)
       if after_epoch is not None:
         after_epoch(epoch)
   finally:
     checkpoints.close()
 
-  final = dict(history[-1])
+  accuracy = history[-1]["accuracy"]
+  zeroed = comparators.final_zeroing(config.method, config.keep, params_of(model), layers,
+                                     selected)
+  if zeroed is not None:  # the comparator's own last step: shrunk weights to exact zeros
+    nnx.update(model, zeroed)
+    accuracy = evaluate(model, dataset, dataset.test_images, dataset.test_labels,
+                        config.batch_size)
   result = {
       **dataclasses.asdict(config),
       "layers": list(layers),
-      "accuracy": final["accuracy"],
+      "accuracy": accuracy,
+      "accuracy_before_pruning": history[-1]["accuracy"],
+      "epochs_total": len(history),
       **figures(model, sample, layers),
       "seconds": sum(h["seconds"] for h in history),
       "data_source": dataset.source,
@@ -392,17 +464,32 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   return json.loads(result_path.read_text())  # as a resumed run reads it back
 
 
-def _train_epoch(model, optimizer, dataset, config, epoch, total_epochs, phase, sample,
-                 layers, progress) -> dict:
+def _selector(layers) -> Callable:
+  """``(path, leaf) -> bool``: the kernels of the constrained layers."""
+  return lambda path, leaf: path[0].key in layers and np.ndim(leaf) >= 2
+
+
+def _next_survivors(config: RunConfig, phase: str, params, mask, layers, selected):
+  """The mask a new phase starts from: magnitude pruning's next round, or the
+  zero pattern of the projection (the lottery)."""
+  if config.method == "magnitude":
+    return comparators.next_mask(config.keep, int(phase.removeprefix("round")), params, mask,
+                                 selected)
+  projected = lottery.project_once(params, PROJECTIONS[config.method](_radius(config, layers)))
+  return lottery.survivors(projected, selected)
+
+
+def _train_epoch(model, step, dataset, config, epoch, total_epochs, phase, sample,
+                 progress) -> dict:
   start = time.perf_counter()
   steps = len(dataset.train_images) // config.batch_size
   bar = progress.epoch(f"epoch {epoch}/{total_epochs} ({phase})", steps, config.batch_size)
   losses = []
   batches = data_lib.batches(dataset.train_images, dataset.train_labels, config.batch_size,
                              mean=dataset.mean, std=dataset.std, seed=config.seed, epoch=epoch)
-  for step, (x, y, _) in enumerate(batches, start=1):
-    losses.append(train_step(model, optimizer, x, y))
-    bar.update(step, losses[-1])
+  for count, (x, y, _) in enumerate(batches, start=1):
+    losses.append(step(x, y))
+    bar.update(count, losses[-1])
   mean_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
   throughput = bar.close()
   accuracy = evaluate(model, dataset, dataset.test_images, dataset.test_labels, config.batch_size)

@@ -26,14 +26,15 @@ from experiments import runner  # noqa: E402
 from experiments.progress import Progress  # noqa: E402
 
 CSV_FIELDS = ("model", "dataset", "method", "schedule", "eta", "layer_eta", "layers", "seed",
-              "epochs", "retrain_epochs", "lr", "lr_schedule", "batch_size",
+              "epochs", "retrain_epochs", "epochs_total", "lr", "lr_schedule", "batch_size", "keep",
+              "accuracy_before_pruning",
               "accuracy", "maccs_dense", "maccs_effective", "memory_kb", "bytes_sparse",
               "nonzero_fraction", "neurons_removed", "seconds", "data_source", "run")
 
 
 def run_name(config: runner.RunConfig) -> str:
-  if config.method == "adam":
-    return f"adam_seed{config.seed}"
+  if config.eta is None:
+    return f"{config.method}_seed{config.seed}"
   return f"{config.method}_eta{config.eta:g}_seed{config.seed}"
 
 
@@ -41,7 +42,7 @@ def grid(base: runner.RunConfig, methods, etas, seeds, out) -> list[runner.RunCo
   """Every (method, eta, seed) point; Adam, which has no radius, once per seed."""
   configs, seen = [], set()
   for method, eta, seed in itertools.product(methods, etas, seeds):
-    eta = None if method == "adam" else eta
+    eta = None if method in ("adam", "magnitude") else eta
     if (method, eta, seed) in seen:
       continue
     seen.add((method, eta, seed))
@@ -111,11 +112,11 @@ def markdown_table(rows) -> str:
   lines = ["| Method | Schedule | Memory (kB) | k-MACCs | Accuracy (%) | Seeds |",
            "|---|---|---|---|---|---|"]
   for (method, eta, schedule), members in groups(rows).items():
-    name = method.upper() if method == "adam" else f"{method.upper()} η={eta:g}"
+    name = method.upper() if eta is None else f"{method.upper()} η={eta:g}"
     if members[0].get("layer_eta"):
       name += f" ({members[0]['layer_eta']})"
     lines.append(
-        f"| {name} | {'-' if method == 'adam' else schedule} | "
+        f"| {name} | {runner.schedule_label(method, schedule, members[0].get('keep') or 0.1)} | "
         f"{_mean_std([r['memory_kb'] for r in members])} | "
         f"{_mean_std([r['maccs_effective'] / 1e3 for r in members])} | "
         f"{_mean_std([100 * r['accuracy'] for r in members])} | {len(members)} |")
@@ -133,8 +134,8 @@ def _plots(rows, out: pathlib.Path) -> list[pathlib.Path]:
       by_method.setdefault(method, []).append(
           (eta, statistics.fmean(scale * r[key] for r in members)))
     for method, points in by_method.items():
-      if method == "adam":
-        ax.axhline(points[0][1], color="gray", linestyle="--", label="Adam")
+      if points[0][0] is None:  # no radius: a level line
+        ax.axhline(points[0][1], color="gray", linestyle="--", label=method.upper())
         continue
       points.sort()
       ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method.upper())

@@ -1,0 +1,112 @@
+"""The literature's sparsifiers as runner methods, on the projections' footing.
+
+Each method trains with Adam on the same data, layers and epochs as the
+projections, then ends as its paper does, with the step that turns what it
+shrank into exact zeros, so its sparsity is real and counted:
+
+* ``halo`` (Seto et al. 2020): loss + ξ Σ|w|/λ² + ψ Σ|λ| with ξ = ψ = ``eta``,
+  the per-weight scales λ trained by their own Adam; then global magnitude
+  pruning to the ``keep`` fraction of the constrained weights, no fine-tuning.
+* ``l1_over_l2`` (Berthelier et al. 2020): loss + ``eta`` Σ_g ‖w_g‖₁/‖w_g‖₂,
+  one group per output neuron or filter; then the same global pruning.
+* ``gsef`` (Refael et al. 2022): after each Adam step, the proximal step of
+  ``eta`` × the sparse envelope of the group norms (one group per input
+  feature, as the projections), k = ⌈``keep`` × groups⌉ per layer; then all
+  but the k largest groups are zeroed.
+* ``magnitude`` (Frankle & Carbin 2019): train, then rounds of "remove 20 % of
+  the surviving constrained weights by global magnitude, rewind to the initial
+  values, retrain ``retrain_epochs``" until ``keep`` of them remain (the last
+  round removes what is left to reach it exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sparse_optax import regularizers
+
+COMPARATORS = ("halo", "gsef", "l1_over_l2", "magnitude")
+PRUNING_PER_ROUND = 0.2
+# HALO's scales sit in a denominator; the floor keeps a scale pushed through 0
+# by Adam from dividing by zero (the reference code has no such guard).
+HALO_SCALE_FLOOR = 1e-3
+
+
+def magnitude_rounds(keep: float) -> int:
+  """How many 20 % rounds bring the surviving fraction down to ``keep``."""
+  if keep >= 1:
+    return 0
+  return max(1, math.ceil(math.log(keep) / math.log(1 - PRUNING_PER_ROUND) - 1e-9))
+
+
+def round_fraction(keep: float, round_index: int) -> float:
+  """The share of survivors removed in round ``round_index`` (1-based): 20 %, and
+  in the last round whatever reaches ``keep`` exactly."""
+  rounds = magnitude_rounds(keep)
+  if round_index < rounds:
+    return PRUNING_PER_ROUND
+  return 1 - keep / (1 - PRUNING_PER_ROUND) ** (rounds - 1)
+
+
+def groups_kept(keep: float, kernel_shape) -> int:
+  """GSEF's k for one kernel: ⌈keep × input features⌉, at least 1."""
+  return max(1, math.ceil(keep * kernel_shape[-2]))
+
+
+def kernels(params, layers) -> dict:
+  """``{layer: kernel}`` of the constrained layers."""
+  return {name: params[name]["kernel"] for name in layers}
+
+
+def penalty(method: str, eta: float, layers) -> Callable | None:
+  """``penalty(params, scales) -> scalar`` added to the loss, or None."""
+  if method == "l1_over_l2":
+    def l1_over_l2(params, scales):
+      del scales
+      return eta * regularizers.tree_l1_over_l2_penalty(kernels(params, layers), groups="out")
+    return l1_over_l2
+  if method == "halo":
+    def halo(params, scales):
+      floored = {name: jnp.maximum(jnp.abs(s), HALO_SCALE_FLOOR) for name, s in scales.items()}
+      return regularizers.halo_penalty(kernels(params, layers), floored, eta, eta)
+    return halo
+  return None
+
+
+def halo_initial_scales(params, layers) -> dict:
+  """One scale per constrained weight, 1 as in the reference code."""
+  return regularizers.halo_scales(kernels(params, layers))
+
+
+def proximal_step(method: str, eta: float, keep: float, layers) -> optax.GradientTransformation | None:
+  """The transformation chained after Adam (GSEF's prox), or None."""
+  if method != "gsef":
+    return None
+  return regularizers.gsef(_group_counts(keep, layers), eta)
+
+
+def _group_counts(keep: float, layers) -> Callable:
+  return lambda path, leaf: (groups_kept(keep, np.shape(leaf))
+                             if path[0].key in layers and np.ndim(leaf) >= 2 else None)
+
+
+def final_zeroing(method: str, keep: float, params, layers, selected) -> dict | None:
+  """The method's last step: ``params`` with what it shrank set to exact zeros
+  (None when the method has none; magnitude pruning's zeros come from its
+  rounds)."""
+  if method in ("halo", "l1_over_l2"):
+    return regularizers.prune_by_magnitude(params, fraction=1 - keep, selected=selected)
+  if method == "gsef":
+    return regularizers.tree_keep_top_groups(params, _group_counts(keep, layers))
+  return None
+
+
+def next_mask(keep: float, round_index: int, params, mask, selected):
+  """Magnitude pruning's mask after round ``round_index``."""
+  return regularizers.magnitude_mask(params, round_fraction(keep, round_index), mask,
+                                     selected=selected)
