@@ -9,18 +9,10 @@ import pytest
 from experiments import comparators, runner, sweep
 from experiments.progress import Progress
 
-import fake_data
 
 QUIET = Progress(quiet=True)
 KERNELS = 784 * 300 + 300 * 100 + 100 * 10  # LeNet-300-100's constrained weights
 BIASES = 300 + 100 + 10
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("idx")
-  fake_data.idx_dataset(folder, train=320, test=64)
-  return folder
 
 
 def config(tiny, out, **changes):

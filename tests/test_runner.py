@@ -11,19 +11,11 @@ import tensorflow_datasets as tfds
 from experiments import cli, data, runner, sweep
 from experiments.progress import Progress
 
-import fake_data
 
 RESULT_FIELDS = ("model", "dataset", "method", "eta", "schedule", "epochs", "seed", "accuracy",
                  "maccs_dense", "maccs_effective", "memory_kb", "bytes_sparse",
                  "nonzero_fraction", "neurons_removed", "seconds", "data_source")
 QUIET = Progress(quiet=True)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("idx")
-  fake_data.idx_dataset(folder, train=320, test=64)
-  return folder
 
 
 def config(tiny, out, **changes):
