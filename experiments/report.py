@@ -190,6 +190,7 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
                                 ("memory_kb", "entropy memory (kB)", "pareto_memory.png")):
     fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.5), squeeze=False)
     for ax, ((dataset, model), members) in zip(axes[0], sorted(settings.items())):
+      ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more methods than tab10 has colours
       by_method: dict = {}
       for row in map(summary, members):
         by_method.setdefault((row["method"], row["schedule"]), []).append(row)
