@@ -87,6 +87,8 @@ def _add_run_flags(parser, *, grid: bool):
   parser.add_argument("--batch-size", type=int, default=128)
   parser.add_argument("--out", help="output folder")
   parser.add_argument("--data-dir", help="folder with IDX files or CIFAR-10 python batches")
+  parser.add_argument("--no-verify", dest="verify_data", action="store_false",
+                      help="use MNIST files whose MD5 differs from the original release's")
   parser.add_argument("--train-examples", type=int, help="use only the first N training images")
   parser.add_argument("--test-examples", type=int, help="use only the first N test images")
   parser.add_argument("--quiet", action="store_true", help="print nothing but the result")
@@ -115,7 +117,7 @@ def _config(args, **overrides) -> runner.RunConfig:
   fields = {name: getattr(args, name) for name in (
       "model", "dataset", "method", "eta", "schedule", "epochs", "retrain_epochs", "lr",
       "lr_schedule", "keep",
-      "batch_size", "seed", "data_dir", "train_examples", "test_examples")}
+      "batch_size", "seed", "data_dir", "verify_data", "train_examples", "test_examples")}
   fields["layers"] = args.layers
   fields["layer_eta"] = args.layer_eta
   fields.update(overrides)
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
   except runner.ConfigError as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
-  except data_lib.DataUnavailable as error:
+  except (data_lib.DataUnavailable, data_lib.ChecksumMismatch) as error:
     print(f"error: {error}", file=sys.stderr)
     return 3
   except KeyboardInterrupt:

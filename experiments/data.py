@@ -11,6 +11,12 @@ Sources, tried in order:
 3. tensorflow-datasets (``tfds.data_source``), which downloads and prepares
    the dataset where the network allows it.
 
+MNIST's IDX files are checked against the MD5 sums of the original release
+(of the uncompressed files, so any gzip level passes); a mismatch is an error,
+never a fall-back to another source. Every file read is listed with its
+SHA-256 in :attr:`Dataset.files`, so a result says exactly which bytes
+produced it.
+
 The training set is held once, as uint8; :func:`batches` gathers each batch
 by index and converts only that batch to float32, standardised with the
 training set's per-channel mean and standard deviation.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import pathlib
 import pickle
 from typing import Iterator
@@ -34,12 +41,23 @@ IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+# MD5 of the uncompressed files of the original MNIST release.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
 
 
 class DataUnavailable(RuntimeError):
   """No source could provide the dataset; the message says what was tried."""
+
+
+class ChecksumMismatch(ValueError):
+  """A file is not the one its name promises (wrong or corrupted data)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +69,8 @@ class Dataset:
     train_images, train_labels, test_images, test_labels: the splits.
     source: where the data came from, e.g. ``"idx files in /path"``.
     mean, std: per-channel statistics of the training images (0..255 scale).
+    files: ``(path, sha256)`` of every file read, in reading order (empty
+      when tensorflow-datasets was the source).
   """
 
   name: str
@@ -61,10 +81,7 @@ class Dataset:
   source: str
   mean: np.ndarray
   std: np.ndarray
-
-
-def _open(path: pathlib.Path):
-  return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+  files: tuple[tuple[str, str], ...] = ()
 
 
 def _find(directory: pathlib.Path, name: str) -> pathlib.Path:
@@ -74,43 +91,70 @@ def _find(directory: pathlib.Path, name: str) -> pathlib.Path:
   raise FileNotFoundError(f"no {name}[.gz] in {directory}")
 
 
-def read_idx(path: pathlib.Path) -> np.ndarray:
-  """Reads an IDX file (uint8 data, big-endian int32 dimensions)."""
-  with _open(path) as f:
-    header = f.read(4)
-    if len(header) != 4 or header[:2] != b"\0\0" or header[2] != 0x08:
-      raise ValueError(f"{path} is not an IDX file of unsigned bytes")
-    dims = np.frombuffer(f.read(4 * header[3]), ">i4")
-    data = np.frombuffer(f.read(), np.uint8)
+@dataclasses.dataclass(frozen=True)
+class IdxFile:
+  """An IDX file as read: its array and the digests of its bytes."""
+
+  array: np.ndarray
+  sha256: str  # of the file as stored (compressed or not)
+  md5: str  # of the uncompressed content, as the datasets publish it
+
+
+def read_idx(path: pathlib.Path) -> IdxFile:
+  """Reads an IDX file (uint8 data, big-endian int32 dimensions), gzipped or not."""
+  stored = pathlib.Path(path).read_bytes()
+  content = gzip.decompress(stored) if pathlib.Path(path).suffix == ".gz" else stored
+  header = content[:4]
+  if len(header) != 4 or header[:2] != b"\0\0" or header[2] != 0x08:
+    raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+  dims = np.frombuffer(content[4:4 + 4 * header[3]], ">i4")
+  data = np.frombuffer(content[4 + 4 * header[3]:], np.uint8)
   if data.size != int(np.prod(dims)):
     raise ValueError(f"{path} holds {data.size} bytes, its header promises {int(np.prod(dims))}")
-  return data.reshape(tuple(int(d) for d in dims))
+  return IdxFile(data.reshape(tuple(int(d) for d in dims)), hashlib.sha256(stored).hexdigest(),
+                 hashlib.md5(content).hexdigest())
 
 
-def _load_idx(directory: pathlib.Path, name: str):
-  splits = {}
+def _read_checked(directory: pathlib.Path, name: str, expected_md5: str | None, files: list):
+  path = _find(directory, name)
+  idx = read_idx(path)
+  if expected_md5 is not None and idx.md5 != expected_md5:
+    raise ChecksumMismatch(
+        f"{path} is not the original {name} (MD5 of its content {idx.md5}, expected "
+        f"{expected_md5}); replace the file, or pass --no-verify to use it anyway")
+  files.append((str(path), idx.sha256))
+  return idx.array
+
+
+def _load_idx(directory: pathlib.Path, name: str, verify: bool = True):
+  checksums = MNIST_MD5 if verify and name == "mnist" else {}
+  splits, files = {}, []
   for split, (images_name, labels_name) in IDX_NAMES.items():
-    images = read_idx(_find(directory, images_name))
-    labels = read_idx(_find(directory, labels_name)).astype(np.int32)
+    images = _read_checked(directory, images_name, checksums.get(images_name), files)
+    labels = _read_checked(directory, labels_name, checksums.get(labels_name), files)
+    labels = labels.astype(np.int32)
     if images.ndim != 3 or len(images) != len(labels):
       raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} disagree")
     splits[split] = (images[..., None], labels)
   if splits["train"][0].shape[1:] != IMAGE_SHAPES[name]:
     raise ValueError(f"{directory}: images of shape {splits['train'][0].shape[1:]}, "
                      f"{name} has {IMAGE_SHAPES[name]}")
-  return splits
+  return splits, tuple(files)
 
 
 def _load_cifar(directory: pathlib.Path):
   if not (directory / CIFAR_TEST).is_file() and (directory / "cifar-10-batches-py").is_dir():
     directory = directory / "cifar-10-batches-py"
 
+  files = []
+
   def batch(file_name):
     path = directory / file_name
     if not path.is_file():
       raise FileNotFoundError(f"no {file_name} in {directory}")
-    with open(path, "rb") as f:
-      content = pickle.load(f, encoding="bytes")
+    stored = path.read_bytes()
+    files.append((str(path), hashlib.sha256(stored).hexdigest()))
+    content = pickle.loads(stored, encoding="bytes")
     images = np.asarray(content[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, np.asarray(content[b"labels"], np.int32)
 
@@ -124,7 +168,8 @@ def _load_cifar(directory: pathlib.Path):
   # after which only the one training array remains.
   train = (np.concatenate(images), np.concatenate(labels))
   del images
-  return {"train": train, "test": batch(CIFAR_TEST)}
+  test = batch(CIFAR_TEST)
+  return {"train": train, "test": test}, tuple(files)
 
 
 def _load_tfds(name: str, data_dir: str | None):
@@ -139,7 +184,7 @@ def _load_tfds(name: str, data_dir: str | None):
       images.append(np.stack([np.asarray(r["image"], np.uint8) for r in records]))
       labels.append(np.asarray([r["label"] for r in records], np.int32))
     splits[split] = (np.concatenate(images), np.concatenate(labels))
-  return splits
+  return splits, ()
 
 
 def channel_statistics(images: np.ndarray, chunk: int = 4096):
@@ -167,10 +212,19 @@ def _how_to_get(name: str) -> str:
           "tensorflow-datasets and let tfds download it.")
 
 
-def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None) -> Dataset:
+def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None,
+         verify: bool = True) -> Dataset:
   """Loads ``name`` from the first source that has it (see the module docstring).
 
+  Args:
+    name: one of :data:`DATASETS`.
+    data_dir: a folder of IDX files or CIFAR-10 batches, tried first.
+    tfds_data_dir: where tensorflow-datasets keeps its data.
+    verify: check MNIST's files against the original release's MD5 sums.
+
   Raises:
+    ChecksumMismatch: an MNIST file differs from the original (one line
+      naming the file).
     DataUnavailable: with one message naming every source tried and why it
       failed, and how to get the data.
   """
@@ -178,7 +232,7 @@ def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None) -> Datas
     raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
   attempts = []
   sources = []
-  file_loader = _load_cifar if name == "cifar10" else (lambda d: _load_idx(d, name))
+  file_loader = _load_cifar if name == "cifar10" else (lambda d: _load_idx(d, name, verify))
   if data_dir is not None:
     sources.append((f"--data-dir {data_dir}", lambda: file_loader(pathlib.Path(data_dir))))
   if name == "fashion_mnist":
@@ -187,7 +241,9 @@ def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None) -> Datas
   sources.append(("tensorflow-datasets", lambda: _load_tfds(name, tfds_data_dir)))
   for description, loader in sources:
     try:
-      splits = loader()
+      splits, files = loader()
+    except ChecksumMismatch:
+      raise  # the data is there but wrong: never silently replaced by another source
     except Exception as error:  # every failure is reported, none is fatal alone
       reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
       attempts.append(f"{description}: {type(error).__name__}{': ' + reason if reason else ''}")
@@ -195,7 +251,7 @@ def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None) -> Datas
     (train_images, train_labels), (test_images, test_labels) = splits["train"], splits["test"]
     mean, std = channel_statistics(train_images)
     return Dataset(name, train_images, train_labels, test_images, test_labels,
-                   description, mean, std)
+                   description, mean, std, files)
   raise DataUnavailable(f"No source could provide {name}. Tried: " + "; ".join(attempts)
                         + ". " + _how_to_get(name))
 

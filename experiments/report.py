@@ -106,6 +106,10 @@ def command(setting) -> str:
     parts.append(f"--lr-schedule {run['lr_schedule']}")
   if run["batch_size"] != 128:
     parts.append(f"--batch-size {run['batch_size']}")
+  if run.get("data_dir"):
+    parts.append(f"--data-dir {run['data_dir']}")
+  if not run.get("verify_data", True):
+    parts.append("--no-verify")
   parts += [f"--seed {seeds}", f"--out {setting['folder'].as_posix()}"]
   return " ".join(parts)
 

@@ -87,6 +87,8 @@ class RunConfig:
   seed: int = 0
   out: str = "runs/run"
   data_dir: str | None = None
+  # Check MNIST's files against the original release's MD5 sums.
+  verify_data: bool = True
   train_examples: int | None = None
   test_examples: int | None = None
 
@@ -363,7 +365,7 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
     raise ConfigError(f"{out} holds an interrupted run; pass --resume to continue it")
   out.mkdir(parents=True, exist_ok=True)
 
-  dataset = _subset(dataset or data_lib.load(config.dataset, config.data_dir), config)
+  dataset = _subset(dataset or data_lib.load(config.dataset, config.data_dir, verify=config.verify_data), config)
   model = MODELS[config.model](rngs=nnx.Rngs(config.seed))
   layers = constrained_layers(model, config)
   selected = _selector(layers)
@@ -453,6 +455,7 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       **figures(model, sample, layers),
       "seconds": sum(h["seconds"] for h in history),
       "data_source": dataset.source,
+      "data_files": [{"path": path, "sha256": digest} for path, digest in dataset.files],
       "train_examples": len(dataset.train_images),
       "test_examples": len(dataset.test_images),
       "history": history,

@@ -1,5 +1,9 @@
 """Loading the datasets from every source, and the batches they give."""
 
+import gzip
+import hashlib
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -8,12 +12,14 @@ from experiments import data
 
 import fake_data
 
+REAL_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
 
 def test_idx_files_gzipped_or_not(tmp_path):
   for compress in (True, False):
     folder = tmp_path / f"idx_{compress}"
     arrays = fake_data.idx_dataset(folder, compress=compress)
-    dataset = data.load("mnist", folder)
+    dataset = data.load("mnist", folder, verify=False)
     np.testing.assert_array_equal(dataset.train_images[..., 0], arrays["train"][0])
     np.testing.assert_array_equal(dataset.test_labels, arrays["test"][1])
     assert dataset.train_images.dtype == np.uint8 and dataset.train_images.shape == (256, 28, 28, 1)
@@ -63,7 +69,38 @@ def test_corrupt_idx_is_reported(tmp_path):
   fake_data.idx_dataset(tmp_path)
   (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
   with pytest.raises(data.DataUnavailable, match="--data-dir"):
-    data.load("mnist", tmp_path)
+    data.load("mnist", tmp_path, verify=False)
+
+
+def test_generated_mnist_fails_the_checksum_with_one_line_naming_the_file(tmp_path):
+  fake_data.idx_dataset(tmp_path)
+  with pytest.raises(data.ChecksumMismatch) as caught:
+    data.load("mnist", tmp_path)  # never falls back to another source
+  message = str(caught.value)
+  assert len(message.splitlines()) == 1 and "--no-verify" in message
+  assert str(tmp_path / "train-images-idx3-ubyte.gz") in message
+  assert hashlib.md5(gzip.decompress((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+                     ).hexdigest() in message
+
+
+def test_every_file_read_is_listed_with_its_sha256(tmp_path):
+  fake_data.idx_dataset(tmp_path, compress=False)
+  dataset = data.load("fashion_mnist", tmp_path)  # not checksummed: any content
+  names = [pathlib.Path(path).name for path, _ in dataset.files]
+  assert names == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+  for path, digest in dataset.files:
+    assert digest == hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="../shared/data/mnist is not beside the checkout")
+def test_real_mnist_is_the_original_release():
+  dataset = data.load("mnist", REAL_MNIST)
+  assert dataset.train_images.shape == (60_000, 28, 28, 1)
+  assert dataset.test_images.shape == (10_000, 28, 28, 1)
+  np.testing.assert_array_equal(dataset.train_labels[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
+  np.testing.assert_allclose(dataset.mean, [33.318], atol=5e-4)
+  assert len(dataset.files) == 4 and all(len(digest) == 64 for _, digest in dataset.files)
 
 
 def test_training_batches_are_seeded_permutations():

@@ -1,6 +1,7 @@
 """The experiment runner end to end: results, resume, sweeps, the CLI."""
 
 import dataclasses
+import hashlib
 import json
 import pathlib
 
@@ -21,7 +22,7 @@ QUIET = Progress(quiet=True)
 def config(tiny, out, **changes):
   base = runner.RunConfig(model="lenet300", dataset="mnist", method="pgl11", eta=60.0,
                           schedule="lottery", epochs=1, retrain_epochs=1, batch_size=32,
-                          out=str(out), data_dir=str(tiny))
+                          out=str(out), data_dir=str(tiny), verify_data=False)
   return dataclasses.replace(base, **changes)
 
 
@@ -167,7 +168,7 @@ def test_missing_data_is_one_message(tmp_path, monkeypatch, capsys):
 def test_cli_run_prints_the_summary_and_paths(tiny, tmp_path, capsys):
   code, out, _ = run_cli(["run", "--model", "lenet300", "--dataset", "mnist", "--method", "pgl11",
                           "--eta", "60", "--epochs", "1", "--batch-size", "32", "--data-dir",
-                          str(tiny), "--out", str(tmp_path / "cli"), "--quiet"], capsys)
+                          str(tiny), "--no-verify", "--out", str(tmp_path / "cli"), "--quiet"], capsys)
   assert code == 0
   assert "accuracy" in out and "k-MACCs" in out and "weights.png" in out
 
@@ -184,3 +185,22 @@ def test_real_fashion_mnist_smoke_run(tmp_path):
   assert "dataset-fashion-mnist" in result["data_source"]
   assert result["accuracy"] > 0.75
   assert result["maccs_effective"] < 0.6 * result["maccs_dense"]
+
+
+REAL_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="../shared/data/mnist is not beside the checkout")
+def test_real_mnist_smoke_run_records_the_files_it_read(tmp_path):
+  settings = runner.RunConfig(model="lenet300", dataset="mnist", method="pgl11", eta=300.0,
+                              schedule="lottery", epochs=1, retrain_epochs=1, batch_size=128,
+                              train_examples=12_800, test_examples=2_000, out=str(tmp_path / "m"),
+                              data_dir=str(REAL_MNIST))
+  result = runner.run(settings, progress=QUIET)
+  assert [pathlib.Path(f["path"]).name for f in result["data_files"]] == [
+      "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+      "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+  for record in result["data_files"]:
+    assert record["sha256"] == hashlib.sha256(pathlib.Path(record["path"]).read_bytes()).hexdigest()
+  assert result["accuracy"] > 0.85
+  assert result["maccs_effective"] < result["maccs_dense"]
