@@ -81,6 +81,11 @@ def _add_run_flags(parser, *, grid: bool):
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--retrain-epochs", type=int, default=10,
                       help="epochs of the lottery's retraining")
+  parser.add_argument("--rewind-to-epoch", type=int, default=0,
+                      help="lottery: rewind to the weights after this many epochs (late "
+                           "rewinding) instead of the initial ones")
+  parser.add_argument("--freeze-dead", action="store_true",
+                      help="every-step: a group the projection zeroes stays zero")
   parser.add_argument("--lr", type=float, default=1e-3)
   parser.add_argument("--lr-schedule", default="constant", choices=list(runner.LR_SCHEDULES),
                       help="cosine: decay to 0 over each phase")
@@ -116,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
 def _config(args, **overrides) -> runner.RunConfig:
   fields = {name: getattr(args, name) for name in (
       "model", "dataset", "method", "eta", "schedule", "epochs", "retrain_epochs", "lr",
-      "lr_schedule", "keep",
+      "lr_schedule", "keep", "rewind_to_epoch", "freeze_dead",
       "batch_size", "seed", "data_dir", "verify_data", "train_examples", "test_examples")}
   fields["layers"] = args.layers
   fields["layer_eta"] = args.layer_eta

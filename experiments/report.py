@@ -96,6 +96,10 @@ def command(setting) -> str:
     parts.append("--layers " + ",".join(run["layers"]))
   if run["method"] in runner.PROJECTIONS:
     parts.append(f"--schedule {run['schedule']}")
+  if run.get("freeze_dead"):
+    parts.append("--freeze-dead")
+  if run.get("rewind_to_epoch"):
+    parts.append(f"--rewind-to-epoch {run['rewind_to_epoch']}")
   elif run["method"] != "adam":
     parts.append(f"--keep {run.get('keep', 0.1):g}")
   parts.append(f"--epochs {run['epochs']}")
@@ -136,8 +140,7 @@ def summary(setting) -> dict:
             "accuracy": [100 * r["accuracy"] for r in runs]}
   first = runs[0]
   out = {"label": label(first), "method": first["method"], "seeds": len(runs),
-         "schedule": runner.schedule_label(first["method"], first["schedule"],
-                                           first.get("keep", 0.1)),
+         "schedule": runner.schedule_label(first),
          "epochs": first.get("epochs_total") or sum(e for _, e in runner.phases(_config_of(first)))}
   for key, vals in values.items():
     out[key] = statistics.fmean(vals)

@@ -2,10 +2,14 @@
 
 Two schedules for the projections (Barlaud & Guyard, ICPR 2020):
 
-* ``every-step`` (Algorithm 1): Adam, then the projection, at every step.
-* ``lottery`` (Algorithm 4): Adam for ``epochs``; project once; keep the zero
-  pattern as a mask; rewind the surviving weights to their initial values;
-  retrain with masked Adam for ``retrain_epochs``.
+* ``every-step`` (Algorithm 1): Adam, then the projection, at every step;
+  with ``freeze_dead`` a group the projection zeroes stays zero.
+* ``lottery`` (Algorithm 4), one :func:`sparse_optax.lottery_ticket`
+  transformation: Adam for ``epochs``; at the last update of that phase
+  project once, keep the zero pattern as a mask, rewind the surviving weights
+  to their initial values (or to those after ``rewind_to_epoch`` epochs);
+  retrain with masked Adam for ``retrain_epochs``. The accuracy logged for
+  the last training epoch is that of the rewound network.
 
 The literature's other sparsifiers (``halo``, ``gsef``, ``l1_over_l2``,
 ``magnitude``) run on the same footing; see :mod:`experiments.comparators`.
@@ -83,6 +87,10 @@ class RunConfig:
   # "cosine" decays the rate to 0 over each phase (the lottery's retraining
   # starts again from ``lr``).
   lr_schedule: str = "constant"
+  # The lottery rewinds to the weights after this many epochs (0: the initial ones).
+  rewind_to_epoch: int = 0
+  # Every-step projections: keep the groups a projection zeroes at zero.
+  freeze_dead: bool = False
   batch_size: int = 128
   seed: int = 0
   out: str = "runs/run"
@@ -115,6 +123,16 @@ def validate(config: RunConfig) -> None:
       raise ConfigError(f"--eta must be >= 0, got {config.eta}")
   if config.layer_eta and config.method not in PROJECTIONS:
     raise ConfigError("--layer-eta needs a projection --method")
+  lottery = config.method in PROJECTIONS and config.schedule == "lottery"
+  if config.freeze_dead and not (config.method in PROJECTIONS and config.schedule == "every-step"):
+    raise ConfigError("--freeze-dead needs a projection --method with --schedule every-step")
+  if config.rewind_to_epoch and not lottery:
+    raise ConfigError("--rewind-to-epoch needs a projection --method with --schedule lottery")
+  if not 0 <= config.rewind_to_epoch < config.epochs:
+    raise ConfigError(f"--rewind-to-epoch must be in [0, --epochs) = [0, {config.epochs}), "
+                      f"got {config.rewind_to_epoch}")
+  if lottery and config.retrain_epochs < 1:
+    raise ConfigError("--schedule lottery needs --retrain-epochs >= 1")
   if not 0 < config.keep <= 1:
     raise ConfigError(f"--keep must be in (0, 1], got {config.keep}")
   for name, radius in config.layer_eta:
@@ -167,13 +185,18 @@ def phases(config: RunConfig) -> list[tuple[str, int]]:
   return [("train", config.epochs)]
 
 
-def schedule_label(method: str, schedule: str, keep: float = 0.1) -> str:
-  """How a method trains, for tables: the projections' schedule, or the
-  comparator's recipe."""
+def schedule_label(run: dict) -> str:
+  """How a run trains, for tables: the projections' schedule, or the
+  comparator's recipe. ``run`` holds a run's settings (a result or its row)."""
+  method, keep = run["method"], run.get("keep") or 0.1
   if method == "adam":
     return "-"
   if method in PROJECTIONS:
-    return schedule
+    if run.get("freeze_dead"):
+      return f"{run['schedule']}, freeze dead"
+    if run.get("rewind_to_epoch"):
+      return f"{run['schedule']}, rewind to epoch {run['rewind_to_epoch']}"
+    return run["schedule"]
   if method == "magnitude":
     return f"{comparators.magnitude_rounds(keep)} rounds, keep {keep:g}"
   ending = "top groups" if method == "gsef" else "prune"
@@ -207,15 +230,30 @@ def learning_rate(config: RunConfig, phase_steps: int) -> optax.ScalarOrSchedule
   return config.lr
 
 
+def one_optimizer(config: RunConfig) -> bool:
+  """Whether one optimizer serves every phase (all but magnitude pruning's
+  rounds, which each start from a new mask)."""
+  return config.method != "magnitude"
+
+
 def optimizer_for(config: RunConfig, phase: str, layers, mask=None, *,
                   steps_per_epoch: int = 1) -> optax.GradientTransformation:
-  """Adam (with the projection, or the lottery's mask) for one phase of a run."""
+  """Adam (with the projection, the lottery, or a pruning round's mask) for a phase of a run."""
+  if config.method in PROJECTIONS and config.schedule == "lottery":
+    train_steps = config.epochs * steps_per_epoch
+    return sparse_optax.lottery_ticket(
+        optax.adam(learning_rate(config, train_steps)),
+        PROJECTIONS[config.method](_radius(config, layers)), prune_at=train_steps,
+        rewind_to=config.rewind_to_epoch * steps_per_epoch,
+        retrain_optimizer=optax.adam(
+            learning_rate(config, config.retrain_epochs * steps_per_epoch)))
   phase_epochs = dict(phases(config))[phase]
   adam = optax.adam(learning_rate(config, phase_epochs * steps_per_epoch))
   if phase != "train":
     return lottery.retrain_optimizer(adam, mask)
   if config.method in PROJECTIONS and config.schedule == "every-step":
-    return optax.chain(adam, PROJECTIONS[config.method](_radius(config, layers)))
+    return optax.chain(adam, PROJECTIONS[config.method](_radius(config, layers),
+                                                        freeze_dead=config.freeze_dead))
   prox = comparators.proximal_step(config.method, config.eta, config.keep, layers)
   return adam if prox is None else optax.chain(adam, prox)
 
@@ -422,13 +460,15 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
 
     total_epochs = sum(epochs for _, epochs in phases(config))
     for epoch in range(first_epoch, total_epochs + 1):
-      if phase_of(config, epoch) != phase:  # a new mask, then rewind
+      if phase_of(config, epoch) != phase and not one_optimizer(config):  # a new mask, rewind
         phase = phase_of(config, epoch)
-        survivors = _next_survivors(config, phase, params_of(model), mask, layers, selected)
+        survivors = comparators.next_mask(config.keep, int(phase.removeprefix("round")),
+                                          params_of(model), mask, selected)
         mask = jax.tree.map(lambda m, t: t if m is None else m, survivors, all_true,
                             is_leaf=lambda m: m is None)
         nnx.update(model, lottery.rewind(initial, mask))
         optimizer = phase_optimizer(phase, mask)
+      phase = phase_of(config, epoch)
       step = lambda x, y: train_step(model, optimizer, x, y, penalty, scales, scales_optimizer)
       history.append(_train_epoch(model, step, dataset, config, epoch, total_epochs, phase,
                                   sample, progress))
@@ -470,16 +510,6 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
 def _selector(layers) -> Callable:
   """``(path, leaf) -> bool``: the kernels of the constrained layers."""
   return lambda path, leaf: path[0].key in layers and np.ndim(leaf) >= 2
-
-
-def _next_survivors(config: RunConfig, phase: str, params, mask, layers, selected):
-  """The mask a new phase starts from: magnitude pruning's next round, or the
-  zero pattern of the projection (the lottery)."""
-  if config.method == "magnitude":
-    return comparators.next_mask(config.keep, int(phase.removeprefix("round")), params, mask,
-                                 selected)
-  projected = lottery.project_once(params, PROJECTIONS[config.method](_radius(config, layers)))
-  return lottery.survivors(projected, selected)
 
 
 def _train_epoch(model, step, dataset, config, epoch, total_epochs, phase, sample,

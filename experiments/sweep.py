@@ -26,7 +26,7 @@ from experiments import runner  # noqa: E402
 from experiments.progress import Progress  # noqa: E402
 
 CSV_FIELDS = ("model", "dataset", "method", "schedule", "eta", "layer_eta", "layers", "seed",
-              "epochs", "retrain_epochs", "epochs_total", "lr", "lr_schedule", "batch_size", "keep",
+              "epochs", "retrain_epochs", "rewind_to_epoch", "freeze_dead", "epochs_total", "lr", "lr_schedule", "batch_size", "keep",
               "accuracy_before_pruning",
               "accuracy", "maccs_dense", "maccs_effective", "memory_kb", "bytes_sparse",
               "nonzero_fraction", "neurons_removed", "seconds", "data_source", "run")
@@ -116,7 +116,7 @@ def markdown_table(rows) -> str:
     if members[0].get("layer_eta"):
       name += f" ({members[0]['layer_eta']})"
     lines.append(
-        f"| {name} | {runner.schedule_label(method, schedule, members[0].get('keep') or 0.1)} | "
+        f"| {name} | {runner.schedule_label(members[0])} | "
         f"{_mean_std([r['memory_kb'] for r in members])} | "
         f"{_mean_std([r['maccs_effective'] / 1e3 for r in members])} | "
         f"{_mean_std([100 * r['accuracy'] for r in members])} | {len(members)} |")

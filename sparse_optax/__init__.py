@@ -7,7 +7,8 @@ whole neurons and filters vanish. This package brings the projections to JAX
 
   tx = optax.chain(optax.adam(1e-3), sparse_optax.project_l11(eta=400.0))
 
-the lottery stage (:mod:`sparse_optax.lottery`), the paper's networks in Flax
+the lottery stage as one transformation (:func:`sparse_optax.lottery_ticket`)
+or as pure functions (:mod:`sparse_optax.lottery`), the paper's networks in Flax
 NNX (:mod:`sparse_optax.models`), honest MACC and memory figures
 (:mod:`sparse_optax.metrics`) and physical removal of dead units
 (:func:`sparse_optax.compact`).
@@ -19,6 +20,8 @@ from sparse_optax import models
 from sparse_optax import projections
 from sparse_optax import regularizers
 from sparse_optax.compact import compact
+from sparse_optax.lottery import LotteryTicketState
+from sparse_optax.lottery import lottery_ticket
 from sparse_optax.transforms import ProjectionState
 from sparse_optax.transforms import apply_mask
 from sparse_optax.transforms import project_bilevel_l1inf
@@ -31,10 +34,12 @@ from sparse_optax.transforms import project_weighted_l1
 __version__ = "0.1.0"
 
 __all__ = (
+    "LotteryTicketState",
     "ProjectionState",
     "apply_mask",
     "compact",
     "lottery",
+    "lottery_ticket",
     "metrics",
     "models",
     "project_bilevel_l1inf",

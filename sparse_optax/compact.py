@@ -24,7 +24,7 @@ def _weighted(layer, flow_in: metrics.Flow, flow_out: metrics.Flow):
   """The layer restricted to kept units, with folded constants in its bias."""
   kernel = np.asarray(layer.kernel[...])
   folded = metrics.foldable(layer, flow_in)
-  bias = metrics._bias(layer, kernel.shape[-1]) + (
+  bias = metrics.bias_of(layer, kernel.shape[-1]) + (
       flow_in.value[folded] @ metrics.summed_kernel(layer)[folded])
   kernel = kernel[..., flow_in.kept, :][..., flow_out.kept]
   bias = bias[flow_out.kept]

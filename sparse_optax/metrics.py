@@ -151,7 +151,8 @@ def foldable(layer, flow: Flow) -> np.ndarray:
   return flow.constant
 
 
-def _bias(layer, size) -> np.ndarray:
+def bias_of(layer, size) -> np.ndarray:
+  """The bias of a layer as a NumPy array, zeros when it has none."""
   return _array(layer.bias) if getattr(layer, "bias", None) is not None else np.zeros(size)
 
 
@@ -161,7 +162,7 @@ def _forward(layer, flow: Flow, out_shape) -> Flow:
     folded = foldable(layer, flow)
     reach = connectivity(layer)
     constant = ~np.any(reach[~folded], axis=0)
-    value = _bias(layer, reach.shape[1]) + flow.value[folded] @ summed_kernel(layer)[folded]
+    value = bias_of(layer, reach.shape[1]) + flow.value[folded] @ summed_kernel(layer)[folded]
     return Flow(out_shape, constant, np.where(constant, value, 0.0))
   if isinstance(layer, nnx.BatchNorm):
     scale = _array(layer.scale) / np.sqrt(_array(layer.var) + layer.epsilon)

@@ -41,8 +41,8 @@ import optax
 
 from sparse_optax import lottery
 from sparse_optax import transforms
-from sparse_optax.projections import _checks
-from sparse_optax.projections._groups import group_norms
+from sparse_optax.projections import validation
+from sparse_optax.projections import group_norms
 
 
 # --------------------------------------------------------------------------
@@ -83,14 +83,14 @@ def _axes(x, axis, fn_name):
   """``axis`` normalised; ``None`` means every axis (the whole array is one group)."""
   if axis is None:
     return tuple(range(x.ndim))
-  return _checks.group_axes(axis, x.ndim, fn_name)
+  return validation.group_axes(axis, x.ndim, fn_name)
 
 
 def _leaf_axes(leaf, groups, axis, path, fn_name):
   if groups not in transforms.GROUPS:
     raise ValueError(f"{fn_name}: groups must be one of {transforms.GROUPS}, got {groups!r}.")
   axes = transforms.group_axes(np.shape(leaf), groups, axis, path, fn_name)
-  return _checks.group_axes(axes, np.ndim(leaf), f"{fn_name} ({jax.tree_util.keystr(path)})")
+  return validation.group_axes(axes, np.ndim(leaf), f"{fn_name} ({jax.tree_util.keystr(path)})")
 
 
 # --------------------------------------------------------------------------
@@ -162,14 +162,14 @@ def sparse_envelope(v, k: int) -> jax.Array:
     Argyriou, Foygel & Srebro, "Sparse prediction with the k-support norm",
     NeurIPS 2012 (Proposition 2.1); Refael et al. 2022 (GSEF).
   """
-  v = _checks.float_array(v, "sparse_envelope")
+  v = validation.float_array(v, "sparse_envelope")
   k = _static_int(k, "sparse_envelope")
   return _sparse_envelope(v, k)
 
 
 @functools.partial(jax.jit, static_argnames="k")
 def _sparse_envelope(v, k):
-  flat = v.ravel().astype(_checks.compute_dtype(v.dtype))
+  flat = v.ravel().astype(validation.compute_dtype(v.dtype))
   if flat.size <= k:
     return (0.5 * jnp.sum(flat * flat)).astype(v.dtype)
   return (0.5 * _ksupport_squared(flat, k)).astype(v.dtype)
@@ -195,7 +195,7 @@ def ksupport_norm(v, k: int) -> jax.Array:
     >>> regularizers.ksupport_norm(jnp.array([3.0, 4.0, 0.0]), 2)
     Array(5., dtype=float32)
   """
-  squared = 2 * sparse_envelope(v, k).astype(_checks.compute_dtype(jnp.result_type(v)))
+  squared = 2 * sparse_envelope(v, k).astype(validation.compute_dtype(jnp.result_type(v)))
   positive = squared > 0
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0).astype(
       jnp.result_type(v))
@@ -292,10 +292,10 @@ def ksupport_prox(v, k: int, strength) -> jax.Array:
     NeurIPS 2012; McDonald, Pontil & Stamos, "New perspectives on k-support
     and cluster norms", JMLR 2016.
   """
-  v = _checks.float_array(v, "ksupport_prox")
+  v = validation.float_array(v, "ksupport_prox")
   k = _static_int(k, "ksupport_prox")
   _nonnegative(strength, "ksupport_prox", "strength")
-  flat = v.ravel().astype(_checks.compute_dtype(v.dtype))
+  flat = v.ravel().astype(validation.compute_dtype(v.dtype))
   if flat.size == 0:
     return v
   if flat.size <= k:
@@ -325,15 +325,15 @@ def group_sparse_envelope(x, k: int, *, axis=-1) -> jax.Array:
     >>> regularizers.group_sparse_envelope(jnp.array([[3.0, 4.0], [0.0, 1.0]]), 1)
     Array(18., dtype=float32)
   """
-  x = _checks.float_array(x, "group_sparse_envelope")
+  x = validation.float_array(x, "group_sparse_envelope")
   axes = _axes(x, axis, "group_sparse_envelope")
-  norms = group_norms(x.astype(_checks.compute_dtype(x.dtype)), axes, ord=2)
+  norms = group_norms(x.astype(validation.compute_dtype(x.dtype)), axes, ord=2)
   return sparse_envelope(norms, k).astype(x.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "axis"))
 def _group_sparse_envelope_prox(x, k, strength, axis):
-  v = x.astype(_checks.compute_dtype(x.dtype))
+  v = x.astype(validation.compute_dtype(x.dtype))
   norms = group_norms(v, axis, ord=2)
   flat = norms.ravel()
   if flat.size <= k:
@@ -384,10 +384,10 @@ def group_sparse_envelope_prox(x, k: int, strength, *, axis=-1) -> jax.Array:
     Refael, Arbel & Huleihel, "Learning k-level sparse neural networks using a
     new generalized group sparse envelope regularization", 2022.
   """
-  x = _checks.float_array(x, "group_sparse_envelope_prox")
+  x = validation.float_array(x, "group_sparse_envelope_prox")
   k = _static_int(k, "group_sparse_envelope_prox")
   _nonnegative(strength, "group_sparse_envelope_prox", "strength")
-  axes = _checks.group_axes(axis, x.ndim, "group_sparse_envelope_prox")
+  axes = validation.group_axes(axis, x.ndim, "group_sparse_envelope_prox")
   if x.size == 0:
     return x
   return _group_sparse_envelope_prox(x, k, strength, axes)
@@ -395,7 +395,7 @@ def group_sparse_envelope_prox(x, k: int, strength, *, axis=-1) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("k", "axis"))
 def _keep_top_groups(x, k, axis):
-  norms = group_norms(x.astype(_checks.compute_dtype(x.dtype)), axis, ord=2)
+  norms = group_norms(x.astype(validation.compute_dtype(x.dtype)), axis, ord=2)
   flat = norms.ravel()
   order = jnp.argsort(-flat, stable=True)  # ties: the lower index first
   rank = jnp.zeros(flat.shape, jnp.int32).at[order].set(jnp.arange(flat.size, dtype=jnp.int32))
@@ -425,9 +425,9 @@ def keep_top_groups(x, k: int, *, axis=-1) -> jax.Array:
            [3., 0.],
            [0., 2.]], dtype=float32)
   """
-  x = _checks.float_array(x, "keep_top_groups")
+  x = validation.float_array(x, "keep_top_groups")
   k = _static_int(k, "keep_top_groups", minimum=0)
-  axes = _checks.group_axes(axis, x.ndim, "keep_top_groups")
+  axes = validation.group_axes(axis, x.ndim, "keep_top_groups")
   if x.size == 0:
     return x
   return _keep_top_groups(x, k, axes)
@@ -446,7 +446,7 @@ def _resolve_gsef(k, strength, params, groups, axis, name):
       plan.append(None)
       continue
     where = f"{name} ({jax.tree_util.keystr(path)})"
-    _checks.float_array(leaf, where)
+    validation.float_array(leaf, where)
     leaf_k = _static_int(leaf_k, where)
     if strength is not None:
       if leaf_strength is None:
@@ -501,9 +501,9 @@ def gsef(k, strength, *, groups: str = "in", axis=None) -> optax.GradientTransfo
   """
   if groups not in transforms.GROUPS:
     raise ValueError(f"gsef: groups must be one of {transforms.GROUPS}, got {groups!r}.")
-  if transforms._is_scalar(k):
+  if validation.is_scalar(k):
     _static_int(k, "gsef")
-  if transforms._is_scalar(strength):
+  if validation.is_scalar(strength):
     _nonnegative(strength, "gsef", "strength")
 
   def init_fn(params):
@@ -597,13 +597,13 @@ def l1_over_l2_penalty(x, *, axis=-1) -> jax.Array:
     filters in deep convolutional neural networks with a l1/l2 pseudo-norm",
     ICPR Workshops 2020.
   """
-  x = _checks.float_array(x, "l1_over_l2_penalty")
+  x = validation.float_array(x, "l1_over_l2_penalty")
   return _l1_over_l2(x, _axes(x, axis, "l1_over_l2_penalty"))
 
 
 @functools.partial(jax.jit, static_argnames="axis")
 def _l1_over_l2(x, axis):
-  v = x.astype(_checks.compute_dtype(x.dtype))
+  v = x.astype(validation.compute_dtype(x.dtype))
   l1 = group_norms(v, axis, ord=1)
   l2 = group_norms(v, axis, ord=2)  # already safe at zero groups
   nonzero = l2 > 0

@@ -30,11 +30,15 @@ Which leaves, and how they group:
   ``axis=`` (the axes reduced inside a group, as in
   :mod:`sparse_optax.projections`) overrides both.
 * ``every=k``: project on every k-th step only (``k = 1`` is Algorithm 1).
+* ``freeze_dead=True``: a group the projection sends to zero stays exactly
+  zero for the rest of training (its later updates are masked). With Adam,
+  whose steps have about the same size for every weight, a zeroed group
+  otherwise grows back at every step and the projection has to remove it
+  again; frozen, it is removed for good.
 """
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -44,40 +48,36 @@ import optax
 from jax import lax
 
 from sparse_optax import projections
-from sparse_optax.projections import _checks
-from sparse_optax.projections import _groups
-from sparse_optax.projections import _l1
-from sparse_optax.projections import _l1inf
-from sparse_optax.projections._warm import WarmStart
+from sparse_optax.projections import validation
+from sparse_optax.projections.warm_start import WarmStart
 
 Eta = Any  # a number, a pytree of numbers/None matching params, or a callable
 GROUPS = ("in", "out")
 
 
 class ProjectionState(NamedTuple):
-  """State of a projecting transformation.
+  """State of a projecting transformation; its trees have the parameters' structure.
 
   Attributes:
     count: the number of updates so far.
-    searches: per projected leaf, where its threshold search ended at the last
-      projection (``None`` for the other leaves). Consecutive steps project
-      nearby points, so the next search starts there and needs fewer passes.
+    searches: for each projected leaf, where its threshold search ended at the
+      last projection; ``None`` for the leaves left alone. Consecutive steps
+      project nearby points, so the next search starts there and needs fewer
+      passes. The leaves that are not ``None`` are the projected ones.
+    alive: with ``freeze_dead``, for each projected leaf a boolean array of its
+      shape, False on the groups the projection has zeroed (frozen since);
+      ``None`` for the other leaves, and the whole field ``None`` without
+      ``freeze_dead``.
   """
 
   count: jax.Array
   searches: Any
+  alive: Any = None
 
 
 def is_kernel(leaf) -> bool:
   """The default selection: weight matrices and conv kernels, not biases."""
   return np.ndim(leaf) >= 2
-
-
-def _is_scalar(value) -> bool:
-  if isinstance(value, bool):
-    return False
-  return isinstance(value, numbers.Number) or (
-      isinstance(value, (jax.Array, np.ndarray, np.generic)) and np.ndim(value) == 0)
 
 
 def per_leaf(spec, params, *, name: str, what: str, default=is_kernel) -> list:
@@ -90,7 +90,7 @@ def per_leaf(spec, params, *, name: str, what: str, default=is_kernel) -> list:
   be a prefix of the parameter's.
   """
   flat, _ = jax.tree_util.tree_flatten_with_path(params)
-  if _is_scalar(spec) or isinstance(spec, bool):
+  if validation.is_scalar(spec) or isinstance(spec, bool):
     return [spec if default(leaf) else None for _, leaf in flat]
   if callable(spec):
     return [spec(path, leaf) for path, leaf in flat]
@@ -112,7 +112,7 @@ def per_leaf(spec, params, *, name: str, what: str, default=is_kernel) -> list:
 def _check_radius(radius, path, name):
   if radius is None:
     return
-  if not _is_scalar(radius):
+  if not validation.is_scalar(radius):
     raise ValueError(
         f"{name}: eta for {jax.tree_util.keystr(path)} must be a number or None, "
         f"got {radius!r}.")
@@ -134,7 +134,7 @@ def group_axes(leaf_shape, groups: str, axis, path, name) -> tuple[int, ...] | i
     if isinstance(axis, jax.core.Tracer):
       raise TypeError(
           f"{name}: axis must be static; with optax.inject_hyperparams pass "
-          "static_args=('axis', 'every').")
+          "static_args=('axis', 'every', 'freeze_dead').")
     return axis
   ndim = len(leaf_shape)
   if ndim < 2:
@@ -146,73 +146,70 @@ def group_axes(leaf_shape, groups: str, axis, path, name) -> tuple[int, ...] | i
   return tuple(ax for ax in range(ndim) if ax != kept)
 
 
-_FACTORY_ARGS = """
-  Args:
-    eta: the radius. A number (every leaf with ``ndim >= 2``), a pytree with
-      the parameters' structure (``None`` skips a leaf) or a callable
-      ``(path, leaf) -> number | None``. A negative number raises; a traced
-      negative radius acts as 0.
-    every: project on every ``every``-th update only (1 = every step).{extra}
-
-  Returns:
-    An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
-    ``params`` and it must come last in a chain.
-"""
-
-_GROUP_ARGS = """
-    groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept) or ``"out"`` (one group per output neuron or filter).
-    axis: the axes reduced inside one group, for every selected leaf;
-      overrides ``groups``."""
-
-_METHOD_ARG = """
-    method: ``"newton"`` or ``"sort"``, see :func:`sparse_optax.projections.l1_ball`."""
-
-_WEIGHTS_ARG = """
-    weights: the :math:`\\omega`, a pytree with the parameters' structure
-      (``None`` where a leaf is not projected) or a callable
-      ``(path, leaf) -> array``; each array has its leaf's shape.""" + _METHOD_ARG
+def _surviving(projected, axis):
+  """True on the entries of groups with a non-zero entry (entrywise without groups)."""
+  nonzero = projected != 0
+  if axis is None:
+    return nonzero
+  return jnp.broadcast_to(jnp.any(nonzero, axis=axis, keepdims=True), projected.shape)
 
 
-def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every,
+class _LeafPlan(NamedTuple):
+  """How one leaf is projected: its radius and the projection's keyword arguments."""
+
+  radius: Any
+  options: dict
+
+
+def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, freeze_dead,
                           grouped: bool, groups: str = "in", axis=None, weights=None,
                           **options) -> optax.GradientTransformationExtraArgs:
-  """The shared machinery: resolve leaves, project ``params + updates``."""
+  """What every ``project_*`` shares: resolve the leaves, project ``params + updates``."""
   if grouped and groups not in GROUPS:
     raise ValueError(f"{name}: groups must be one of {GROUPS}, got {groups!r}.")
   _check_every(every, name)
-  if _is_scalar(eta):
+  if not isinstance(freeze_dead, bool):
+    raise TypeError(f"{name}: freeze_dead must be True or False, got {freeze_dead!r}.")
+  if validation.is_scalar(eta):
     _check_radius(eta, (), name)
 
-  def plan(params):
-    """Per leaf: None to skip, else (radius, keyword arguments of the projection)."""
+  def plan(params) -> list[_LeafPlan | None]:
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
     radii = per_leaf(eta, params, name=name, what="eta")
     leaf_weights = (per_leaf(weights, params, name=name, what="weights",
                              default=lambda leaf: True)
                     if weights is not None else [None] * len(flat))
-    steps = []
+    plans = []
     for (path, leaf), radius, w in zip(flat, radii, leaf_weights):
       _check_radius(radius, path, name)
       if radius is None or np.size(leaf) == 0:
-        steps.append(None)
+        plans.append(None)
         continue
-      _checks.float_array(leaf, f"{name} ({jax.tree_util.keystr(path)})")
+      where = f"{name} ({jax.tree_util.keystr(path)})"
+      validation.float_array(leaf, where)
       kwargs = dict(options)
       if grouped:
         axes = group_axes(np.shape(leaf), groups, axis, path, name)
-        kwargs["axis"] = _checks.group_axes(axes, np.ndim(leaf), f"{name} ({jax.tree_util.keystr(path)})")
+        kwargs["axis"] = validation.group_axes(axes, np.ndim(leaf), where)
       if weights is not None:
         if w is None:
           raise ValueError(f"{name}: no weights for {jax.tree_util.keystr(path)}.")
-        kwargs["weights"] = _checks.weights(w, np.shape(leaf), name)
-      steps.append((radius, kwargs))
-    return steps
+        kwargs["weights"] = validation.weights(w, np.shape(leaf), name)
+      plans.append(_LeafPlan(radius, kwargs))
+    return plans
 
   def init_fn(params):
-    searches = [None if step is None else projection.cold(leaf, **step[1])
-                for step, leaf in zip(plan(params), jax.tree.leaves(params))]
-    return ProjectionState(count=jnp.zeros([], jnp.int32), searches=searches)
+    treedef = jax.tree.structure(params)
+    plans, leaves = plan(params), jax.tree.leaves(params)
+    searches = [None if leaf_plan is None else projection.cold(leaf, **leaf_plan.options)
+                for leaf_plan, leaf in zip(plans, leaves)]
+    alive = None
+    if freeze_dead:
+      alive = jax.tree.unflatten(treedef, [
+          None if leaf_plan is None else jnp.ones(np.shape(leaf), bool)
+          for leaf_plan, leaf in zip(plans, leaves)])
+    return ProjectionState(count=jnp.zeros([], jnp.int32),
+                           searches=jax.tree.unflatten(treedef, searches), alive=alive)
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
@@ -225,32 +222,51 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every,
     count = optax.safe_int32_increment(state.count)
     flat_updates, treedef = jax.tree_util.tree_flatten(updates)
     flat_params = treedef.flatten_up_to(params)
-    new_updates, searches = [], []
-    for step, u, p, search in zip(plan(params), flat_updates, flat_params, state.searches):
-      if step is None:
+    flat_searches = treedef.flatten_up_to(state.searches)
+    flat_alive = (treedef.flatten_up_to(state.alive) if freeze_dead
+                  else [None] * len(flat_updates))
+    new_updates, searches, alive = [], [], []
+    for leaf_plan, u, p, search, leaf_alive in zip(plan(params), flat_updates, flat_params,
+                                                   flat_searches, flat_alive):
+      if leaf_plan is None:
         new_updates.append(u)
         searches.append(None)
+        alive.append(None)
         continue
-      radius, kwargs = step
+      if leaf_alive is not None:  # frozen groups get no update, so they stay at 0
+        u = jnp.where(leaf_alive, u, jnp.zeros_like(u))
+      # The search as the projection shaped it: a state kept by flax.nnx comes
+      # back with its tuples turned into dicts of the same leaves.
+      search = jax.tree.unflatten(
+          jax.tree.structure(projection.cold(p, **leaf_plan.options)), jax.tree.leaves(search))
 
-      def projected(u=u, p=p, radius=radius, kwargs=kwargs, search=search):
+      def projected(u=u, p=p, search=search, leaf_alive=leaf_alive, leaf_plan=leaf_plan):
         target = (p + u).astype(p.dtype)
-        result, search = projection.project(target, radius, search, **kwargs)
-        return (result - p).astype(u.dtype), search
+        result, search = projection.project(target, leaf_plan.radius, search,
+                                            **leaf_plan.options)
+        if leaf_alive is not None:
+          leaf_alive = leaf_alive & _surviving(result, leaf_plan.options.get("axis"))
+        return (result - p).astype(u.dtype), search, leaf_alive
 
       if isinstance(every, int) and every == 1:
-        u, search = projected()
+        u, search, leaf_alive = projected()
       else:
-        u, search = lax.cond(count % every == 0, projected, lambda u=u, s=search: (u, s))
+        # Not optax.conditionally_transform: with freeze_dead the mask above
+        # must also apply on the steps that do not project.
+        u, search, leaf_alive = lax.cond(count % every == 0, projected,
+                                         lambda u=u, s=search, a=leaf_alive: (u, s, a))
       new_updates.append(u)
       searches.append(search)
-    new_state = ProjectionState(count=count, searches=searches)
+      alive.append(leaf_alive)
+    new_state = ProjectionState(
+        count=count, searches=jax.tree_util.tree_unflatten(treedef, searches),
+        alive=jax.tree_util.tree_unflatten(treedef, alive) if freeze_dead else None)
     return jax.tree_util.tree_unflatten(treedef, new_updates), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def project_l1(eta: Eta, *, every: int = 1,
+def project_l1(eta: Eta, *, every: int = 1, freeze_dead: bool = False,
                method: str = "newton") -> optax.GradientTransformationExtraArgs:
   r"""Projects each selected leaf onto the ℓ1 ball (the paper's "PGL1").
 
@@ -259,8 +275,24 @@ def project_l1(eta: Eta, *, every: int = 1,
     w \leftarrow \underset{p:\ \|\operatorname{vec} p\|_1 \le \eta}
     {\operatorname{argmin}} \|p - (w + u)\|_2
 
-  Unstructured: the zeros scatter over the matrix.
-{args}
+  Unstructured: the zeros scatter over the matrix. See
+  :func:`sparse_optax.projections.l1_ball`.
+
+  Args:
+    eta: the radius. A number (every leaf with ``ndim >= 2``), a pytree with
+      the parameters' structure (``None`` skips a leaf) or a callable
+      ``(path, leaf) -> number | None``. A negative number raises; a traced
+      negative radius acts as 0.
+    every: project on every ``every``-th update only (1 = every step).
+    freeze_dead: keep every entry the projection zeroes at exactly 0 for the
+      rest of training (each entry is its own group here).
+    method: ``"newton"`` or ``"sort"``, see
+      :func:`sparse_optax.projections.l1_ball`.
+
+  Returns:
+    An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
+    ``params`` and it must come last in a chain.
+
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
     >>> params = {"kernel": jnp.array([[3.0, -1.0], [0.5, 2.0]])}
@@ -270,15 +302,12 @@ def project_l1(eta: Eta, *, every: int = 1,
     Array([[1.5, 0. ],
            [0. , 0.5]], dtype=float32)
   """
-  _checks.method(method, "project_l1")
-  return _projecting_transform("project_l1", _l1.L1_BALL, eta, every=every,
-                               grouped=False, method=method)
+  validation.method(method, "project_l1")
+  return _projecting_transform("project_l1", projections.L1_BALL, eta, every=every,
+                               freeze_dead=freeze_dead, grouped=False, method=method)
 
 
-project_l1.__doc__ = project_l1.__doc__.replace("{args}", _FACTORY_ARGS.format(extra=_METHOD_ARG))
-
-
-def project_weighted_l1(eta: Eta, weights, *, every: int = 1,
+def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool = False,
                         method: str = "newton") -> optax.GradientTransformationExtraArgs:
   r"""Projects each selected leaf onto the weighted ℓ1 ball.
 
@@ -286,7 +315,28 @@ def project_weighted_l1(eta: Eta, weights, *, every: int = 1,
 
     w \leftarrow \underset{p:\ \sum_i \omega_i |p_i| \le \eta}
     {\operatorname{argmin}} \|p - (w + u)\|_2
-{args}
+
+  See :func:`sparse_optax.projections.weighted_l1_ball`.
+
+  Args:
+    eta: the radius. A number (every leaf with ``ndim >= 2``), a pytree with
+      the parameters' structure (``None`` skips a leaf) or a callable
+      ``(path, leaf) -> number | None``. A negative number raises; a traced
+      negative radius acts as 0.
+    weights: the :math:`\omega`, a pytree with the parameters' structure
+      (``None`` where a leaf is not projected) or a callable
+      ``(path, leaf) -> array``; each array has its leaf's shape. A weight of
+      0 leaves its entry unconstrained.
+    every: project on every ``every``-th update only (1 = every step).
+    freeze_dead: keep every entry the projection zeroes at exactly 0 for the
+      rest of training (each entry is its own group here).
+    method: ``"newton"`` or ``"sort"``, see
+      :func:`sparse_optax.projections.l1_ball`.
+
+  Returns:
+    An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
+    ``params`` and it must come last in a chain.
+
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
     >>> params = {"kernel": jnp.array([[3.0, 3.0], [1.0, 1.0]])}
@@ -297,81 +347,181 @@ def project_weighted_l1(eta: Eta, weights, *, every: int = 1,
     Array([[2., 3.],
            [0., 0.]], dtype=float32)
   """
-  _checks.method(method, "project_weighted_l1")
-  return _projecting_transform("project_weighted_l1", _l1.WEIGHTED_L1_BALL, eta,
-                               every=every, grouped=False, weights=weights, method=method)
+  validation.method(method, "project_weighted_l1")
+  return _projecting_transform("project_weighted_l1", projections.WEIGHTED_L1_BALL, eta,
+                               every=every, freeze_dead=freeze_dead, grouped=False,
+                               weights=weights, method=method)
 
 
-project_weighted_l1.__doc__ = project_weighted_l1.__doc__.replace(
-    "{args}", _FACTORY_ARGS.format(extra=_WEIGHTS_ARG))
+def project_l21(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
+                freeze_dead: bool = False) -> optax.GradientTransformationExtraArgs:
+  r"""Projects each selected leaf onto the ℓ2,1 (group-lasso) ball ("PGL21").
 
+  .. math::
 
-def _grouped_factory(name, projection, warm, summary, math, example):
-  def factory(eta: Eta, *, groups: str = "in", axis=None,
-              every: int = 1) -> optax.GradientTransformationExtraArgs:
-    return _projecting_transform(name, warm, eta, every=every, grouped=True,
-                                 groups=groups, axis=axis)
+    w \leftarrow \underset{p:\ \sum_g \|p_g\|_2 \le \eta}
+    {\operatorname{argmin}} \|p - (w + u)\|_2
 
-  factory.__name__ = factory.__qualname__ = name
-  factory.__doc__ = (f"{summary}\n\n  .. math::\n\n    {math}\n\n"
-                     f"  See :func:`sparse_optax.projections.{projection.__name__}`.\n"
-                     + _FACTORY_ARGS.format(extra=_GROUP_ARGS) + f"\n  Example:\n{example}")
-  return factory
+  Whole groups vanish; the surviving ones are shrunk, not thinned. See
+  :func:`sparse_optax.projections.l21_ball`.
 
+  Args:
+    eta: the radius. A number (every leaf with ``ndim >= 2``), a pytree with
+      the parameters' structure (``None`` skips a leaf) or a callable
+      ``(path, leaf) -> number | None``. A negative number raises; a traced
+      negative radius acts as 0.
+    groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
+      is kept) or ``"out"`` (one group per output neuron or filter).
+    axis: the axes reduced inside one group, for every selected leaf;
+      overrides ``groups``.
+    every: project on every ``every``-th update only (1 = every step).
+    freeze_dead: keep every group the projection zeroes at exactly 0 for the
+      rest of training.
 
-project_l21 = _grouped_factory(
-    "project_l21", projections.l21_ball, _groups.L21_BALL,
-    "Projects each selected leaf onto the ℓ2,1 (group-lasso) ball (\"PGL21\").",
-    r"w \leftarrow \underset{p:\ \sum_g \|p_g\|_2 \le \eta}{\operatorname{argmin}} \|p - (w + u)\|_2",
-    """    >>> import jax.numpy as jnp, optax, sparse_optax
+  Returns:
+    An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
+    ``params`` and it must come last in a chain.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, sparse_optax
     >>> params = {"kernel": jnp.array([[3.0, 4.0], [0.6, 0.8]])}
     >>> tx = optax.chain(optax.sgd(0.0), sparse_optax.project_l21(eta=2.5))
     >>> updates, _ = tx.update(params, tx.init(params), params)
     >>> optax.apply_updates(params, updates)["kernel"]
     Array([[1.5, 2. ],
            [0. , 0. ]], dtype=float32)
-""")
+  """
+  return _projecting_transform("project_l21", projections.L21_BALL, eta, every=every,
+                               freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis)
 
-project_l11 = _grouped_factory(
-    "project_l11", projections.l11_ball, _groups.L11_BALL,
-    "Applies the bilevel ℓ1,1 projection to each selected leaf (\"PGL11\", the paper's method).",
-    r"t = \operatorname{proj}_{\ell_1}((\|v_g\|_1)_g, \eta), \quad "
-    r"w_g \leftarrow \operatorname{proj}_{\ell_1}(v_g, t_g), \quad v = w + u",
-    """    >>> import jax.numpy as jnp, optax, sparse_optax
+
+def project_l11(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
+                freeze_dead: bool = False) -> optax.GradientTransformationExtraArgs:
+  r"""Applies the bilevel ℓ1,1 projection to each selected leaf ("PGL11", the paper's method).
+
+  .. math::
+
+    t = \operatorname{proj}_{\ell_1}\big((\|v_g\|_1)_g, \eta\big), \quad
+    w_g \leftarrow \operatorname{proj}_{\ell_1}(v_g, t_g), \quad v = w + u
+
+  Whole groups vanish (Barlaud & Guyard, ICPR 2020, Algorithm 3) and the
+  surviving ones are thinned. Every step after Adam (Algorithm 1) keeps the
+  total inside the ball but seldom keeps a group at zero: Adam's next step
+  regrows it. ``freeze_dead=True`` or :func:`sparse_optax.lottery_ticket`
+  remove groups for good. See :func:`sparse_optax.projections.l11_ball`.
+
+  Args:
+    eta: the radius. A number (every leaf with ``ndim >= 2``), a pytree with
+      the parameters' structure (``None`` skips a leaf) or a callable
+      ``(path, leaf) -> number | None``. A negative number raises; a traced
+      negative radius acts as 0.
+    groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
+      is kept) or ``"out"`` (one group per output neuron or filter).
+    axis: the axes reduced inside one group, for every selected leaf;
+      overrides ``groups``.
+    every: project on every ``every``-th update only (1 = every step).
+    freeze_dead: keep every group the projection zeroes at exactly 0 for the
+      rest of training; entries zeroed inside a surviving group are not
+      frozen.
+
+  Returns:
+    An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
+    ``params`` and it must come last in a chain.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, sparse_optax
     >>> params = {"kernel": jnp.array([[3.0, 1.0], [0.5, 0.5]]), "bias": jnp.ones(2)}
     >>> tx = optax.chain(optax.sgd(0.0), sparse_optax.project_l11(eta=2.0))
     >>> updates, _ = tx.update(params, tx.init(params), params)
     >>> optax.apply_updates(params, updates)["kernel"]
     Array([[2., 0.],
            [0., 0.]], dtype=float32)
-""")
+  """
+  return _projecting_transform("project_l11", projections.L11_BALL, eta, every=every,
+                               freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis)
 
-project_l1inf = _grouped_factory(
-    "project_l1inf", projections.l1inf_ball, _l1inf.L1INF_BALL,
-    "Projects each selected leaf onto the ℓ1,∞ ball (exact Euclidean projection).",
-    r"w \leftarrow \underset{p:\ \sum_g \max_i |p_{gi}| \le \eta}{\operatorname{argmin}} \|p - (w + u)\|_2",
-    """    >>> import jax.numpy as jnp, optax, sparse_optax
+
+def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
+                  freeze_dead: bool = False) -> optax.GradientTransformationExtraArgs:
+  r"""Projects each selected leaf onto the ℓ1,∞ ball (exact Euclidean projection).
+
+  .. math::
+
+    w \leftarrow \underset{p:\ \sum_g \max_i |p_{gi}| \le \eta}
+    {\operatorname{argmin}} \|p - (w + u)\|_2
+
+  See :func:`sparse_optax.projections.l1inf_ball`.
+
+  Args:
+    eta: the radius. A number (every leaf with ``ndim >= 2``), a pytree with
+      the parameters' structure (``None`` skips a leaf) or a callable
+      ``(path, leaf) -> number | None``. A negative number raises; a traced
+      negative radius acts as 0.
+    groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
+      is kept) or ``"out"`` (one group per output neuron or filter).
+    axis: the axes reduced inside one group, for every selected leaf;
+      overrides ``groups``.
+    every: project on every ``every``-th update only (1 = every step).
+    freeze_dead: keep every group the projection zeroes at exactly 0 for the
+      rest of training.
+
+  Returns:
+    An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
+    ``params`` and it must come last in a chain.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, sparse_optax
     >>> params = {"kernel": jnp.array([[4.0, 4.0], [3.0, 0.0]])}
     >>> tx = optax.chain(optax.sgd(0.0), sparse_optax.project_l1inf(eta=4.0))
     >>> updates, _ = tx.update(params, tx.init(params), params)
     >>> optax.apply_updates(params, updates)["kernel"]
     Array([[3., 3.],
            [1., 0.]], dtype=float32)
-""")
+  """
+  return _projecting_transform("project_l1inf", projections.L1INF_BALL, eta, every=every,
+                               freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis)
 
-project_bilevel_l1inf = _grouped_factory(
-    "project_bilevel_l1inf", projections.bilevel_l1inf_ball, _l1inf.BILEVEL_L1INF_BALL,
-    "Applies the bilevel ℓ1,∞ projection to each selected leaf (linear time).",
-    r"u = \operatorname{proj}_{\ell_1}((\max_i |v_{gi}|)_g, \eta), \quad "
-    r"w_{gi} \leftarrow \operatorname{sign}(v_{gi}) \min(|v_{gi}|, u_g)",
-    """    >>> import jax.numpy as jnp, optax, sparse_optax
+
+def project_bilevel_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
+                          freeze_dead: bool = False) -> optax.GradientTransformationExtraArgs:
+  r"""Applies the bilevel ℓ1,∞ projection to each selected leaf (linear time).
+
+  .. math::
+
+    m = \operatorname{proj}_{\ell_1}\big((\max_i |v_{gi}|)_g, \eta\big), \quad
+    w_{gi} \leftarrow \operatorname{sign}(v_{gi}) \min(|v_{gi}|, m_g), \quad v = w + u
+
+  See :func:`sparse_optax.projections.bilevel_l1inf_ball`.
+
+  Args:
+    eta: the radius. A number (every leaf with ``ndim >= 2``), a pytree with
+      the parameters' structure (``None`` skips a leaf) or a callable
+      ``(path, leaf) -> number | None``. A negative number raises; a traced
+      negative radius acts as 0.
+    groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
+      is kept) or ``"out"`` (one group per output neuron or filter).
+    axis: the axes reduced inside one group, for every selected leaf;
+      overrides ``groups``.
+    every: project on every ``every``-th update only (1 = every step).
+    freeze_dead: keep every group the projection zeroes at exactly 0 for the
+      rest of training.
+
+  Returns:
+    An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
+    ``params`` and it must come last in a chain.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, sparse_optax
     >>> params = {"kernel": jnp.array([[4.0, 4.0], [3.0, 0.0]])}
     >>> tx = optax.chain(optax.sgd(0.0), sparse_optax.project_bilevel_l1inf(eta=4.0))
     >>> updates, _ = tx.update(params, tx.init(params), params)
     >>> optax.apply_updates(params, updates)["kernel"]
     Array([[2.5, 2.5],
            [1.5, 0. ]], dtype=float32)
-""")
+  """
+  return _projecting_transform("project_bilevel_l1inf", projections.BILEVEL_L1INF_BALL, eta,
+                               every=every, freeze_dead=freeze_dead, grouped=True,
+                               groups=groups, axis=axis)
 
 
 def apply_mask(mask) -> optax.GradientTransformation:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import sparse_optax
 from experiments import cli, data, runner, sweep
 from experiments.progress import Progress
 
@@ -51,19 +52,41 @@ def test_layer_eta_replaces_eta_for_its_layers_and_constrains_them(tiny, tmp_pat
   assert by_name["fc2"]["nonzero"] == 300 * 100 + 100  # not constrained
 
 
-def test_cosine_rate_decays_to_zero_over_each_phase(tiny, tmp_path):
+def test_cosine_rate_decays_to_zero_over_each_phase_of_the_lottery(tiny, tmp_path):
   settings = config(tiny, tmp_path, lr=0.01, lr_schedule="cosine", epochs=2, retrain_epochs=3)
-  for phase, epochs in (("train", 2), ("retrain", 3)):
-    optimizer = runner.optimizer_for(settings, phase, ("fc1",), steps_per_epoch=10)
-    params = {"w": np.zeros(3, np.float32)}
-    state = optimizer.init(params)
-    steps = []
-    for _ in range(10 * epochs + 1):  # unit gradients: Adam's step is the rate
-      updates, state = optimizer.update({"w": np.ones(3, np.float32)}, state, params)
-      steps.append(-float(updates["w"][0]))
-    np.testing.assert_allclose(steps[0], 0.01, rtol=1e-4)
-    np.testing.assert_allclose(steps[5 * epochs], 0.005, rtol=1e-3)  # half way: half the rate
-    assert steps[-1] == 0.0
+  # One transformation for both phases: updates 1-19 dense, update 20 the prune,
+  # then 30 retraining updates with a fresh Adam.
+  optimizer = runner.optimizer_for(settings, "train", ("fc1",), steps_per_epoch=10)
+  params = {"w": np.zeros(3, np.float32)}
+  state = optimizer.init(params)
+  steps = []
+  for _ in range(10 * (2 + 3) + 1):  # unit gradients: Adam's step is the rate
+    updates, state = optimizer.update({"w": np.ones(3, np.float32)}, state, params)
+    steps.append(-float(updates["w"][0]))
+  np.testing.assert_allclose(steps[0], 0.01, rtol=1e-4)
+  np.testing.assert_allclose(steps[10], 0.005, rtol=1e-3)  # half way: half the rate
+  assert steps[19] == 0.0  # the prune: back to the initial (zero) parameters
+  np.testing.assert_allclose(steps[20], 0.01, rtol=1e-4)  # retraining restarts from lr
+  np.testing.assert_allclose(steps[20 + 15], 0.005, rtol=1e-3)
+  assert steps[20 + 30] == 0.0
+
+
+def test_lottery_runs_through_lottery_ticket_with_late_rewinding(tiny, tmp_path):
+  settings = config(tiny, tmp_path / "late", epochs=2, retrain_epochs=1, rewind_to_epoch=1)
+  optimizer = runner.optimizer_for(settings, "train", ("fc1", "fc2", "fc3"), steps_per_epoch=10)
+  params = {"fc1": {"kernel": np.ones((3, 2), np.float32), "bias": np.ones(2, np.float32)}}
+  assert isinstance(optimizer.init(params), sparse_optax.LotteryTicketState)
+  result = runner.run(settings, progress=QUIET)
+  assert [h["phase"] for h in result["history"]] == ["train", "train", "retrain"]
+  assert result["rewind_to_epoch"] == 1 and 0 < result["nonzero_fraction"] < 1
+
+
+def test_freeze_dead_every_step_keeps_zeroed_groups(tiny, tmp_path):
+  settings = config(tiny, tmp_path / "frozen", schedule="every-step", epochs=2, eta=20.0,
+                    freeze_dead=True)
+  result = runner.run(settings, progress=QUIET)
+  fc1 = next(layer for layer in result["layers_report"] if layer["name"] == "fc1")
+  assert result["freeze_dead"] and fc1["dead_inputs"] > 0
 
 
 class Kill(Exception):
@@ -146,6 +169,15 @@ def run_cli(args, capsys):
       "--layer-eta", "fc9=3"], "--layer-eta: fc9 not among fc1, fc2"),
     (["run", "--model", "lfc4", "--dataset", "mnist", "--layer-eta", "fc5=3"],
      "--layer-eta needs a projection --method"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "9",
+      "--freeze-dead", "--schedule", "lottery"], "--freeze-dead needs a projection --method with"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "9",
+      "--rewind-to-epoch", "2"], "--rewind-to-epoch needs a projection --method with --schedule lottery"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "9",
+      "--schedule", "lottery", "--epochs", "3", "--rewind-to-epoch", "3"],
+     "--rewind-to-epoch must be in [0, --epochs) = [0, 3)"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "9",
+      "--schedule", "lottery", "--retrain-epochs", "0"], "needs --retrain-epochs >= 1"),
 ])
 def test_bad_flags_end_in_one_line(args, message, capsys):
   try:

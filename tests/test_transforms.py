@@ -322,3 +322,98 @@ def test_leaf_that_cannot_be_grouped():
 def test_bad_options(kwargs, message):
   with pytest.raises(ValueError, match=message):
     sparse_optax.project_l11(1.0, **kwargs)
+
+
+def zero_groups(kernel, axis=1):
+  return set(np.flatnonzero(~np.asarray(kernel).any(axis=axis)).tolist())
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_freeze_dead_never_revives_a_zeroed_group(name):
+  factory, _, _ = FACTORIES[name]
+  params = {"kernel": jnp.asarray(np.random.default_rng(5).standard_normal((40, 6)), jnp.float32),
+            "bias": jnp.zeros(6, jnp.float32)}
+  tx = optax.chain(optax.adam(0.05), factory(6.0, freeze_dead=True))
+  state = tx.init(params)
+  step = jax.jit(tx.update)
+  dead, grew = set(), 0
+  for i in range(200):
+    updates, state = step(random_grads(params, i), state, params)
+    params = optax.apply_updates(params, updates)
+    if name == "project_l1":  # unstructured: each entry is its own group
+      now = set(np.flatnonzero(np.asarray(params["kernel"]).ravel() == 0).tolist())
+    else:
+      now = zero_groups(params["kernel"])
+    assert dead <= now
+    grew += len(now - dead)
+    dead = now
+  assert grew > 0
+  alive = np.asarray(state[1].alive["kernel"])
+  if name != "project_l1":
+    np.testing.assert_array_equal(alive, np.asarray(params["kernel"]).any(axis=1, keepdims=True)
+                                  .repeat(6, axis=1))
+  assert state[1].alive["bias"] is None
+
+
+def test_freeze_dead_keeps_entries_zeroed_inside_a_surviving_group_trainable():
+  params = {"kernel": jnp.array([[3.0, 0.2], [0.1, 0.1]])}
+  tx = optax.chain(optax.sgd(1.0), sparse_optax.project_l11(2.0, freeze_dead=True))
+  state = tx.init(params)
+  updates, state = tx.update({"kernel": jnp.zeros((2, 2))}, state, params)
+  params = optax.apply_updates(params, updates)
+  np.testing.assert_allclose(params["kernel"], [[2.0, 0.0], [0.0, 0.0]])
+  np.testing.assert_array_equal(state[1].alive["kernel"], [[True, True], [False, False]])
+  # A gradient pushing every entry: the zero inside row 0 moves, row 1 stays at 0.
+  updates, state = tx.update({"kernel": jnp.full((2, 2), -0.1)}, state, params)
+  params = optax.apply_updates(params, updates)
+  kernel = np.asarray(params["kernel"])
+  assert kernel[0, 1] != 0.0 and np.all(kernel[1] == 0.0)
+
+
+def test_freeze_dead_with_every_k_masks_the_steps_between_projections():
+  params = {"kernel": jnp.array([[3.0, 1.0], [0.5, 0.5]])}
+  tx = optax.chain(optax.sgd(-0.1), sparse_optax.project_l11(2.0, every=2, freeze_dead=True))
+  state = tx.init(params)
+  grads = {"kernel": jnp.ones((2, 2))}
+  rows = []
+  for _ in range(5):
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    rows.append(np.asarray(params["kernel"])[1].copy())
+  assert np.all(rows[0] != 0)  # step 1 does not project
+  for row in rows[1:]:  # step 2 zeroes row 1; steps 3, 4 and 5 keep it there
+    np.testing.assert_array_equal(row, 0.0)
+
+
+def test_planted_features_are_found_by_l11_with_adam_and_freeze_dead():
+  # The problem of test_planted_features_are_found_by_l11, trained with Adam:
+  # every step after Adam regrows the noise rows unless zeroed rows are frozen.
+  rng = np.random.default_rng(0)
+  signal = rng.uniform(1.0, 2.0, (4, 3)) * rng.choice([-1, 1], (4, 3))
+  x = jnp.asarray(rng.standard_normal((256, 24)), jnp.float32)
+  y = x[:, :4] @ signal + 0.05 * rng.standard_normal((256, 3))
+  loss = lambda p: jnp.mean((x @ p["kernel"] - y) ** 2)
+  eta = 0.8 * float(np.abs(signal).sum())
+  start = {"kernel": jnp.zeros((24, 3), jnp.float32)}
+  kernels = {}
+  for freeze in (False, True):
+    tx = optax.chain(optax.adam(0.1), sparse_optax.project_l11(eta, freeze_dead=freeze))
+    params, state = start, tx.init(start)
+
+    @jax.jit
+    def step(params, state):
+      updates, state = tx.update(jax.grad(loss)(params), state, params)
+      return optax.apply_updates(params, updates), state
+
+    for _ in range(400):
+      params, state = step(params, state)
+    kernels[freeze] = np.asarray(params["kernel"])
+  frozen = kernels[True]
+  assert np.sum(~frozen[4:].any(axis=1)) >= 18
+  assert np.all(np.abs(frozen[:4]).sum(axis=1) > 0.1)
+  assert np.sum(~kernels[False][4:].any(axis=1)) < np.sum(~frozen[4:].any(axis=1))
+
+
+def test_freeze_dead_must_be_a_bool():
+  with pytest.raises(TypeError, match="freeze_dead must be True or False"):
+    sparse_optax.project_l11(1.0, freeze_dead="yes")

@@ -12,16 +12,16 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from sparse_optax.projections import _checks
+from sparse_optax.projections import validation
 from sparse_optax.projections import _threshold
-from sparse_optax.projections import _warm
+from sparse_optax.projections import warm_start
 
 
 def validated_group_call(core, x, radius, axis, fn_name):
   """Checks the arguments every group projection shares, then calls ``core``."""
-  x = _checks.float_array(x, fn_name)
-  _checks.radius(radius, fn_name)
-  axes = _checks.group_axes(axis, x.ndim, fn_name)
+  x = validation.float_array(x, fn_name)
+  validation.radius(radius, fn_name)
+  axes = validation.group_axes(axis, x.ndim, fn_name)
   if x.size == 0:
     return x
   return core(x, radius, axes)
@@ -48,7 +48,7 @@ def group_budgets(norms, radius, start=None):
 
 
 def _l21_ball_from(x, radius, start, axis):
-  v = x.astype(_checks.compute_dtype(x.dtype))
+  v = x.astype(validation.compute_dtype(x.dtype))
   norms = group_norms(v, axis, ord=2)
   budgets, theta = group_budgets(norms, radius, start)
   scale = budgets / jnp.where(norms > 0, norms, 1)
@@ -62,10 +62,10 @@ def _l21_ball(x, radius, axis):
 
 def outer_cold(x, axis):
   """Cold search state (NaN) of a threshold over all groups: one value per array."""
-  return jnp.full((1,) * x.ndim, jnp.nan, _checks.compute_dtype(x.dtype))
+  return jnp.full((1,) * x.ndim, jnp.nan, validation.compute_dtype(x.dtype))
 
 
-L21_BALL = _warm.WarmStart(
+L21_BALL = warm_start.WarmStart(
     cold=outer_cold,
     project=jax.jit(lambda x, radius, start, axis: _l21_ball_from(x, radius, start, axis),
                     static_argnames="axis"))
@@ -109,7 +109,7 @@ def l21_ball(x, radius, *, axis=-1) -> jax.Array:
 
 def _l11_ball_from(x, radius, starts, axis):
   outer_start, inner_start = (None, None) if starts is None else starts
-  v = x.astype(_checks.compute_dtype(x.dtype))
+  v = x.astype(validation.compute_dtype(x.dtype))
   a = jnp.abs(v)
   budgets, theta = group_budgets(group_norms(v, axis, ord=1), radius, outer_start)
   inner = _threshold.l1_threshold(a, budgets, axis, start=inner_start)
@@ -124,9 +124,9 @@ def _l11_ball(x, radius, axis):
   return _l11_ball_from(x, radius, None, axis)[0]
 
 
-L11_BALL = _warm.WarmStart(
-    cold=lambda x, axis: (outer_cold(x, axis), jnp.full(_warm.kept_shape(x.shape, axis), jnp.nan,
-                                                         _checks.compute_dtype(x.dtype))),
+L11_BALL = warm_start.WarmStart(
+    cold=lambda x, axis: (outer_cold(x, axis), jnp.full(warm_start.kept_shape(x.shape, axis), jnp.nan,
+                                                         validation.compute_dtype(x.dtype))),
     project=jax.jit(lambda x, radius, starts, axis: _l11_ball_from(x, radius, starts, axis),
                     static_argnames="axis"))
 

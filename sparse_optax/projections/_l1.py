@@ -7,13 +7,13 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from sparse_optax.projections import _checks
+from sparse_optax.projections import validation
 from sparse_optax.projections import _threshold
-from sparse_optax.projections import _warm
+from sparse_optax.projections import warm_start
 
 
 def _l1_ball_from(x, radius, start, method):
-  dtype = _checks.compute_dtype(x.dtype)
+  dtype = validation.compute_dtype(x.dtype)
   flat = x.reshape(-1).astype(dtype)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   theta = _threshold.l1_threshold(jnp.abs(flat), r, (0,), method, start)
@@ -25,8 +25,8 @@ def _l1_ball(x, radius, method):
   return _l1_ball_from(x, radius, None, method)[0]
 
 
-L1_BALL = _warm.WarmStart(
-    cold=lambda x, method="newton": jnp.full((1,), jnp.nan, _checks.compute_dtype(x.dtype)),
+L1_BALL = warm_start.WarmStart(
+    cold=lambda x, method="newton": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
     project=jax.jit(lambda x, radius, start, method="newton": _l1_ball_from(x, radius, start, method),
                     static_argnames="method"))
 
@@ -70,16 +70,16 @@ def l1_ball(x, radius, *, method: str = "newton") -> jax.Array:
     ℓ1-ball for learning in high dimensions", ICML 2008. Condat, "Fast
     projection onto the simplex and the ℓ1 ball", Math. Program. 2016.
   """
-  x = _checks.float_array(x, "l1_ball")
-  _checks.radius(radius, "l1_ball")
-  _checks.method(method, "l1_ball")
+  x = validation.float_array(x, "l1_ball")
+  validation.radius(radius, "l1_ball")
+  validation.method(method, "l1_ball")
   if x.size == 0:
     return x
   return _l1_ball(x, radius, method)
 
 
 def _weighted_l1_ball_from(x, radius, weights, start, method):
-  dtype = _checks.compute_dtype(x.dtype)
+  dtype = validation.compute_dtype(x.dtype)
   flat = x.reshape(-1).astype(dtype)
   w = jnp.maximum(weights.reshape(-1).astype(dtype), 0)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
@@ -92,8 +92,8 @@ def _weighted_l1_ball(x, radius, weights, method):
   return _weighted_l1_ball_from(x, radius, weights, None, method)[0]
 
 
-WEIGHTED_L1_BALL = _warm.WarmStart(
-    cold=lambda x, weights, method="newton": jnp.full((1,), jnp.nan, _checks.compute_dtype(x.dtype)),
+WEIGHTED_L1_BALL = warm_start.WarmStart(
+    cold=lambda x, weights, method="newton": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
     project=jax.jit(
         lambda x, radius, start, weights, method="newton":
         _weighted_l1_ball_from(x, radius, jnp.asarray(weights), start, method),
@@ -132,10 +132,10 @@ def weighted_l1_ball(x, radius, weights, *, method: str = "newton") -> jax.Array
     Duchi et al., ICML 2008: the same derivation, with the breakpoints
     :math:`|x_i| / w_i` in place of :math:`|x_i|`.
   """
-  x = _checks.float_array(x, "weighted_l1_ball")
-  _checks.radius(radius, "weighted_l1_ball")
-  _checks.method(method, "weighted_l1_ball")
-  weights = _checks.weights(weights, x.shape, "weighted_l1_ball")
+  x = validation.float_array(x, "weighted_l1_ball")
+  validation.radius(radius, "weighted_l1_ball")
+  validation.method(method, "weighted_l1_ball")
+  weights = validation.weights(weights, x.shape, "weighted_l1_ball")
   if x.size == 0:
     return x
   return _weighted_l1_ball(x, radius, weights, method)

@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sparse_optax.projections import _checks
+from sparse_optax.projections import validation
 from sparse_optax.projections import _groups
 from sparse_optax.projections import _threshold
-from sparse_optax.projections import _warm
+from sparse_optax.projections import warm_start
 
 # Bound on the joint Newton iterations of the exact projection. On every
 # input tried it converged in far fewer; past the bound the levels still sum to
@@ -116,7 +116,7 @@ def _l1inf_levels_jvp(axis, primals, tangents):
 
 
 def _l1inf_ball_from(x, radius, start, axis):
-  v = x.astype(_checks.compute_dtype(x.dtype))
+  v = x.astype(validation.compute_dtype(x.dtype))
   r = jnp.maximum(jnp.asarray(radius, v.dtype), 0)
   levels = l1inf_levels(jnp.abs(v), r, axis, start)
   return _clip(v, levels).astype(x.dtype), levels
@@ -127,9 +127,9 @@ def _l1inf_ball(x, radius, axis):
   return _l1inf_ball_from(x, radius, None, axis)[0]
 
 
-L1INF_BALL = _warm.WarmStart(
-    cold=lambda x, axis: jnp.full(_warm.kept_shape(x.shape, axis), jnp.inf,
-                                  _checks.compute_dtype(x.dtype)),
+L1INF_BALL = warm_start.WarmStart(
+    cold=lambda x, axis: jnp.full(warm_start.kept_shape(x.shape, axis), jnp.inf,
+                                  validation.compute_dtype(x.dtype)),
     project=jax.jit(lambda x, radius, start, axis: _l1inf_ball_from(x, radius, start, axis),
                     static_argnames="axis"))
 
@@ -174,7 +174,7 @@ def l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
 
 
 def _bilevel_l1inf_ball_from(x, radius, start, axis):
-  v = x.astype(_checks.compute_dtype(x.dtype))
+  v = x.astype(validation.compute_dtype(x.dtype))
   gmax = jnp.max(jnp.abs(v), axis=axis, keepdims=True)
   budgets, theta = _groups.group_budgets(gmax, radius, start)
   return _clip(v, budgets).astype(x.dtype), theta
@@ -185,7 +185,7 @@ def _bilevel_l1inf_ball(x, radius, axis):
   return _bilevel_l1inf_ball_from(x, radius, None, axis)[0]
 
 
-BILEVEL_L1INF_BALL = _warm.WarmStart(
+BILEVEL_L1INF_BALL = warm_start.WarmStart(
     cold=_groups.outer_cold,
     project=jax.jit(lambda x, radius, start, axis: _bilevel_l1inf_ball_from(x, radius, start, axis),
                     static_argnames="axis"))

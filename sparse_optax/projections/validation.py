@@ -38,6 +38,14 @@ def compute_dtype(dtype) -> np.dtype:
   return np.dtype(dtype)
 
 
+def is_scalar(value) -> bool:
+  """A Python or NumPy number, or a 0-d array (traced or not); not a bool."""
+  if isinstance(value, bool):
+    return False
+  return isinstance(value, numbers.Number) or (
+      isinstance(value, (jax.Array, np.ndarray, np.generic)) and np.ndim(value) == 0)
+
+
 def _is_concrete(value) -> bool:
   return not isinstance(value, jax.core.Tracer)
 
