@@ -32,7 +32,8 @@ class OneLineParser(argparse.ArgumentParser):
     self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _csv(kind):
+def csv_of(kind):
+  """An argparse type: comma-separated values of ``kind``, as a tuple."""
   def parse(text):
     try:
       return tuple(kind(v) for v in text.split(",") if v.strip())
@@ -58,17 +59,17 @@ def _add_run_flags(parser, *, grid: bool):
   parser.add_argument("--model", required=True, choices=list(runner.MODELS))
   parser.add_argument("--dataset", required=True, choices=list(data_lib.DATASETS))
   if grid:
-    parser.add_argument("--method", type=_csv(str), default=("adam",),
+    parser.add_argument("--method", type=csv_of(str), default=("adam",),
                         help=f"comma-separated, from {', '.join(runner.METHODS)}")
-    parser.add_argument("--eta", type=_csv(float), default=(None,),
+    parser.add_argument("--eta", type=csv_of(float), default=(None,),
                         help="comma-separated radii (or comparator strengths)")
-    parser.add_argument("--seed", type=_csv(int), default=(0,), help="comma-separated seeds")
+    parser.add_argument("--seed", type=csv_of(int), default=(0,), help="comma-separated seeds")
   else:
     parser.add_argument("--method", default="adam", choices=list(runner.METHODS))
     parser.add_argument("--eta", type=float,
                         help="radius of the ball (projections); strength of halo, gsef, l1_over_l2")
     parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--layers", type=_csv(str),
+  parser.add_argument("--layers", type=csv_of(str),
                       help="comma-separated layer names to constrain (default: as in the paper)")
   parser.add_argument("--layer-eta", type=_layer_radii, default=(),
                       help="per-layer radii replacing --eta, e.g. fc5=40,fc1=800 "

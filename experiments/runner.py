@@ -305,6 +305,11 @@ def params_of(model):
   return nnx.as_pure(nnx.state(model, nnx.Param))
 
 
+def read_result(run_dir) -> dict:
+  """The ``result.json`` of a finished run."""
+  return json.loads((pathlib.Path(run_dir) / "result.json").read_text())
+
+
 def _write_json(path: pathlib.Path, content) -> None:
   """Writes JSON atomically: a killed run never leaves half a file."""
   tmp = path.with_name(f".{path.name}.tmp")
