@@ -24,8 +24,26 @@ def test_main_job_command_names_an_existing_script():
   assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file()
 
 
-def test_python_example_runs():
+def run_block(index):
   namespace = {}
-  exec(compile(readme_blocks("python")[0], "README.md", "exec"), namespace)
+  exec(compile(readme_blocks("python")[index], f"README.md python block {index}", "exec"),
+       namespace)
+  return namespace
+
+
+def test_projection_example_removes_rows():
+  namespace = run_block(0)
   assert 0 < namespace["dead_inputs"] < 784
   assert namespace["batch"].shape == (2, 784, 300)
+
+
+def test_optax_example_removes_the_noise_inputs():
+  namespace = run_block(1)
+  assert namespace["kept"].tolist() == [0, 1, 2, 3]
+
+
+def test_every_other_python_block_runs_as_written():
+  blocks = readme_blocks("python")
+  assert len(blocks) >= 5
+  for index in range(2, len(blocks)):
+    run_block(index)
