@@ -47,9 +47,18 @@ PAPER = {
                                ("PGL1 η=13000", 1450, 626_080, 91.12),
                                ("PGL11 η=14000", 860, 441_000, 91.0)],
 }
-# The offline stand-in: the paper ran these networks on MNIST only.
-STAND_IN = {("fashion_mnist", "lenet300"): "mnist", ("fashion_mnist", "net4"): "mnist"}
+# The report's sections in the paper's order, then the networks it has no table for.
+SECTION_ORDER = [("mnist", "net4"), ("mnist", "lfc4"), ("mnist", "lenet300"),
+                 ("fashion_mnist", "lfc4"), ("cifar10", "simplenet"),
+                 ("fashion_mnist", "lenet300"), ("fashion_mnist", "net4")]
+PAPER_TABLES = {("mnist", "net4"): "I", ("mnist", "lfc4"): "II", ("mnist", "lenet300"): "III",
+                ("fashion_mnist", "lfc4"): "IV", ("cifar10", "simplenet"): "V"}
 METHOD_ORDER = list(runner.METHODS)
+# One colour per method in every plot; the marker tells the schedule.
+METHOD_COLOURS = dict(zip(runner.METHODS, plt.cm.tab10.colors))
+# A row meets the paper's when its mean accuracy is at most this many points
+# below, and its k-MACCs and memory at most these factors above.
+MET_ACCURACY_POINTS, MET_MACCS_FACTOR, MET_MEMORY_FACTOR = 0.2, 1.02, 1.1
 
 
 def load_settings(results: pathlib.Path) -> dict:
@@ -148,6 +157,28 @@ def summary(setting) -> dict:
   return out
 
 
+def versus_paper(row: dict, paper_row) -> str:
+  """``met`` / ``beats`` / ``missed: ...`` against the paper's row of the same method and radius.
+
+  Met: accuracy >= the paper's - 0.2 points, k-MACCs <= 1.02x and memory
+  <= 1.1x the paper's. Beats: met, and strictly better on one axis with no
+  axis worse than the paper's own figure.
+  """
+  _, kb, kmaccs, accuracy = paper_row
+  misses = []
+  if row["accuracy"] < accuracy - MET_ACCURACY_POINTS:
+    misses.append(f"accuracy {row['accuracy'] - accuracy:+.2f} pts")
+  if row["kmaccs"] > kmaccs * MET_MACCS_FACTOR:
+    misses.append(f"k-MACCs {row['kmaccs'] / kmaccs:.2f}×")
+  if row["memory_kb"] > kb * MET_MEMORY_FACTOR:
+    misses.append(f"memory {row['memory_kb'] / kb:.2f}×")
+  if misses:
+    return "missed: " + ", ".join(misses)
+  no_worse = row["accuracy"] >= accuracy and row["kmaccs"] <= kmaccs and row["memory_kb"] <= kb
+  better = row["accuracy"] > accuracy or row["kmaccs"] < kmaccs or row["memory_kb"] < kb
+  return "beats" if no_worse and better else "met"
+
+
 def _cell(mean: float, std: float, digits: int = 2) -> str:
   return f"{mean:,.{digits}f} ± {std:,.{digits}f}"
 
@@ -156,11 +187,17 @@ def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[s
   """One section of the report: the measured table, the paper's and the commands."""
   rows = [summary(s) for s in members]
   adams = [r for r in rows if r["method"] == "adam"]
-  title = f"## {MODEL_NAMES[model]} on {DATASET_NAMES[dataset]}"
-  lines = [title, "",
+  paper = {name: figures for name, *figures in PAPER.get((dataset, model), [])}
+  title = f"## {MODEL_NAMES[model]} on {DATASET_NAMES[dataset]}" + (
+      f" (the paper's Table {PAPER_TABLES[(dataset, model)]})"
+      if (dataset, model) in PAPER_TABLES else " (not in the paper)")
+  first = members[0]["runs"][0]
+  lines = [title, "", f"Data: {DATASET_NAMES[dataset]}, {first['train_examples']:,} training and "
+                      f"{first['test_examples']:,} test images, from {first['data_source']}"
+           + _files_note(first) + ".", "",
            "| # | Method | Schedule | Epochs | Memory (kB) | k-MACCs | Accuracy (%) "
-           "| Δ acc vs Adam (pts) | MACCs / Adam | Seeds |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| Δ acc vs Adam (pts) | MACCs / Adam | Seeds |" + (" vs paper |" if paper else ""),
+           "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if paper else "")]
   for i, row in enumerate(rows, start=1):
     # Against Adam trained as many epochs, where there is such a run.
     adam = next((a for a in adams if a["epochs"] == row["epochs"]), adams[0] if adams else None)
@@ -170,16 +207,19 @@ def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[s
         f"| {i} | {row['label']} | {row['schedule']} | {row['epochs']} "
         f"| {_cell(row['memory_kb'], row['memory_kb_std'])} "
         f"| {_cell(row['kmaccs'], row['kmaccs_std'], 1)} "
-        f"| {_cell(row['accuracy'], row['accuracy_std'])} | {delta} | {ratio} | {row['seeds']} |")
-  paper_dataset = STAND_IN.get((dataset, model), dataset)
-  if (paper_dataset, model) in PAPER:
-    where = DATASET_NAMES[paper_dataset]
-    note = (f" ({where}: the paper has no {DATASET_NAMES[dataset]} run of this network; "
-            "not comparable, shown for scale)" if paper_dataset != dataset else "")
-    lines += ["", f"The paper's figures{note}:", "",
-              "| Method | Memory (kB) | k-MACCs | Accuracy (%) |", "|---|---|---|---|"]
-    lines += [f"| {name} | {kb:g} | {kmaccs:g} | {acc:g} |"
-              for name, kb, kmaccs, acc in PAPER[(paper_dataset, model)]]
+        f"| {_cell(row['accuracy'], row['accuracy_std'])} | {delta} | {ratio} | {row['seeds']} |"
+        + (f" {versus_paper(row, (row['label'], *paper[row['label']]))} |"
+           if row["label"] in paper else " |" if paper else ""))
+  if paper:
+    lines += ["", "The paper's figures (a row is met at accuracy ≥ the paper's − "
+              f"{MET_ACCURACY_POINTS:g} points, k-MACCs ≤ {MET_MACCS_FACTOR:g}× and memory ≤ "
+              f"{MET_MEMORY_FACTOR:g}× the paper's; beaten when also better on one axis and "
+              "worse on none):", "",
+              "| Method | Memory (kB) | k-MACCs | Accuracy (%) | our rows |", "|---|---|---|---|---|"]
+    for name, (kb, kmaccs, acc) in paper.items():
+      ours = [f"{i}: {versus_paper(row, (name, kb, kmaccs, acc))}"
+              for i, row in enumerate(rows, start=1) if row["label"] == name]
+      lines.append(f"| {name} | {kb:g} | {kmaccs:g} | {acc:g} | {'; '.join(ours) or 'not run'} |")
   lines += ["", "Commands (one per row; `--seed` lists the seeds averaged):", ""]
   lines += [f"{i}. `{command(s)}`" for i, s in enumerate(members, start=1)]
   pictures = [(i, picture) for i, s in enumerate(members, start=1)
@@ -190,6 +230,14 @@ def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[s
   return lines
 
 
+def _files_note(run: dict) -> str:
+  files = run.get("data_files") or []
+  if not files:
+    return ""
+  return " (SHA-256 of the files read: " + ", ".join(
+      f"`{pathlib.Path(f['path']).name}` {f['sha256'][:12]}…" for f in files) + ")"
+
+
 def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
   """Accuracy against k-MACCs and against memory, one panel per network."""
   written = []
@@ -197,7 +245,6 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
                                 ("memory_kb", "entropy memory (kB)", "pareto_memory.png")):
     fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.5), squeeze=False)
     for ax, ((dataset, model), members) in zip(axes[0], sorted(settings.items())):
-      ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more methods than tab10 has colours
       by_method: dict = {}
       for row in map(summary, members):
         by_method.setdefault((row["method"], row["schedule"]), []).append(row)
@@ -207,7 +254,7 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
         ax.errorbar([r[key] for r in rows], [r["accuracy"] for r in rows],
                     xerr=[r[key + "_std"] for r in rows], yerr=[r["accuracy_std"] for r in rows],
                     marker=_marker(method, schedule), linestyle="none", capsize=3,
-                    label=name_)
+                    color=METHOD_COLOURS[method], label=name_)
       ax.set_xscale("log")
       ax.set_xlabel(axis_label)
       ax.set_ylabel("test accuracy (%)")
@@ -220,8 +267,15 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
 
 def _marker(method: str, schedule: str) -> str:
   if method in runner.PROJECTIONS:
-    return "o" if schedule == "lottery" else "s"
+    if schedule.startswith("lottery"):
+      return "o" if schedule == "lottery" else "D"
+    return "P" if "freeze" in schedule else "s"
   return "*" if method == "adam" else "^"
+
+
+def _section_rank(item) -> tuple:
+  key = item[0]
+  return (SECTION_ORDER.index(key) if key in SECTION_ORDER else len(SECTION_ORDER), key)
 
 
 def write_report(results: pathlib.Path) -> pathlib.Path:
@@ -233,7 +287,7 @@ def write_report(results: pathlib.Path) -> pathlib.Path:
            "effective (dead neurons and inputs removed). "
            "Δ acc is against the Adam run with the same number of epochs where there is "
            "one, else against the first Adam row.", ""]
-  for (dataset, model), members in sorted(settings.items(), key=lambda kv: kv[0][1]):
+  for (dataset, model), members in sorted(settings.items(), key=_section_rank):
     lines += table(dataset, model, members, results) + [""]
   pictures = pareto_plots(settings, results) if settings else []
   lines += ["## Pareto plots", ""] + [f"![{p.stem}]({p.name})" for p in pictures] + [""]
