@@ -1,7 +1,7 @@
 """The committed report: every setting under ``results/`` as the paper's tables.
 
 ``python -m experiments.report [RESULTS]`` reads every ``result.json`` below
-``RESULTS/<dataset>/<model>/<setting>/``, groups the seeds of each setting and
+``RESULTS`` (a setting is a folder of seed folders), groups the seeds of each setting and
 writes ``RESULTS/REPORT.md``: one table per (dataset, model) in the paper's
 format (memory kB, k-MACCs, accuracy; mean ± standard deviation over seeds),
 the accuracy lost against Adam at each MACC level, the paper's figures beside
@@ -64,7 +64,7 @@ MET_ACCURACY_POINTS, MET_MACCS_FACTOR, MET_MEMORY_FACTOR = 0.2, 1.02, 1.1
 def load_settings(results: pathlib.Path) -> dict:
   """``{(dataset, model): [setting, ...]}``, a setting being its seeds' results."""
   settings: dict = {}
-  for folder in sorted({p.parent.parent for p in results.glob("*/*/*/*/result.json")}):
+  for folder in sorted({p.parent.parent for p in results.glob("**/result.json")}):
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
     dataset, model = runs[0]["dataset"], runs[0]["model"]
     settings.setdefault((dataset, model), []).append({"folder": folder, "runs": runs})
@@ -243,8 +243,13 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
   written = []
   for key, axis_label, name in (("kmaccs", "effective k-MACCs", "pareto_maccs.png"),
                                 ("memory_kb", "entropy memory (kB)", "pareto_memory.png")):
-    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.5), squeeze=False)
-    for ax, ((dataset, model), members) in zip(axes[0], sorted(settings.items())):
+    columns = min(3, len(settings))
+    rows = -(-len(settings) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(settings):]:
+      ax.set_visible(False)
+    for ax, ((dataset, model), members) in zip(axes.flat, sorted(settings.items(),
+                                                                 key=_section_rank)):
       by_method: dict = {}
       for row in map(summary, members):
         by_method.setdefault((row["method"], row["schedule"]), []).append(row)
