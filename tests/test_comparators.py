@@ -41,6 +41,7 @@ def kernel_nonzeros(result) -> int:
   return sum(layer["nonzero"] for layer in result["layers_report"]) - BIASES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,eta", [("halo", 1e-4), ("l1_over_l2", 1e-3), ("magnitude", None)])
 def test_pruning_methods_end_with_keep_of_the_weights(tiny, tmp_path, method, eta):
   result = runner.run(config(tiny, tmp_path / method, method=method, eta=eta, keep=0.1),
@@ -77,6 +78,7 @@ class Kill(Exception):
   pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,eta", [("halo", 1e-4), ("magnitude", None)])
 def test_interrupted_and_resumed_equals_uninterrupted(tiny, tmp_path, method, eta):
   settings = dict(method=method, eta=eta, keep=0.5, lr_schedule="cosine", epochs=2)

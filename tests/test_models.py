@@ -81,6 +81,7 @@ def test_dropout_only_in_training_mode():
   assert not np.allclose(model(x), model(x))
 
 
+@pytest.mark.slow
 def test_simplenet_trains_a_step_with_batch_norm_statistics():
   model = models.SimpleNet(rngs=nnx.Rngs(0))
   optimizer = nnx.Optimizer(model, optax.chain(optax.adam(1e-3), sparse_optax.project_l11(50.0)),

@@ -5,6 +5,7 @@ import hashlib
 import json
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -59,9 +60,10 @@ def test_cosine_rate_decays_to_zero_over_each_phase_of_the_lottery(tiny, tmp_pat
   optimizer = runner.optimizer_for(settings, "train", ("fc1",), steps_per_epoch=10)
   params = {"w": np.zeros(3, np.float32)}
   state = optimizer.init(params)
+  update = jax.jit(optimizer.update)
   steps = []
   for _ in range(10 * (2 + 3) + 1):  # unit gradients: Adam's step is the rate
-    updates, state = optimizer.update({"w": np.ones(3, np.float32)}, state, params)
+    updates, state = update({"w": np.ones(3, np.float32)}, state, params)
     steps.append(-float(updates["w"][0]))
   np.testing.assert_allclose(steps[0], 0.01, rtol=1e-4)
   np.testing.assert_allclose(steps[10], 0.005, rtol=1e-3)  # half way: half the rate
@@ -93,6 +95,7 @@ class Kill(Exception):
   """Stands for Ctrl-C or a kill at the end of an epoch."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["every-step", "lottery"])
 def test_interrupted_and_resumed_equals_uninterrupted(tiny, tmp_path, schedule):
   # 2 epochs; the lottery's cut falls between its training and retraining,
@@ -119,6 +122,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny, tmp_path, schedule):
   assert runner.run(cut, resume=True, progress=QUIET) == resumed  # finished: read back
 
 
+@pytest.mark.slow
 def test_sweep_tables_plots_and_resuming_finished_points(tiny, tmp_path):
   base = config(tiny, tmp_path, schedule="every-step")
   report = sweep.sweep(base, ("adam", "pgl11"), (30.0, 120.0), (0,), tmp_path / "grid",
@@ -139,6 +143,7 @@ def test_sweep_tables_plots_and_resuming_finished_points(tiny, tmp_path):
   assert sum("(done)" in line for line in lines) == 3
 
 
+@pytest.mark.slow
 def test_simplenet_runs_on_tfds_mock_cifar10(tmp_path):
   settings = runner.RunConfig(model="simplenet", dataset="cifar10", method="pgl11", eta=500.0,
                               epochs=1, batch_size=4, out=str(tmp_path / "simplenet"))

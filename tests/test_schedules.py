@@ -2,9 +2,12 @@
 
 import pathlib
 
+import pytest
+
 from experiments import runner, schedules
 
 
+@pytest.mark.slow
 def test_four_schedules_with_equal_epochs_and_the_groups_they_remove(tiny, tmp_path, capsys):
   out = tmp_path / "schedules"
   argv = ["--model", "lenet300", "--dataset", "fashion_mnist", "--data-dir", str(tiny),
