@@ -1,14 +1,18 @@
 """The benchmark scripts run end to end on small settings (numbers not asserted)."""
 
+import pytest
+
 from experiments import bench_compact, bench_projections, bench_step
 
 
+@pytest.mark.slow
 def test_projection_benchmark_prints_its_tables(capsys):
   assert bench_projections.main(["--quick", "--repeats", "1"]) == 0
   out = capsys.readouterr().out
   assert "| 1e+04 |" in out and "| 256x256 |" in out and "l11 / l1" in out
 
 
+@pytest.mark.slow
 def test_step_benchmark_prints_its_table(capsys):
   assert bench_step.main(["--layers", "64,32,10", "--repeats", "1", "--train-steps", "1",
                           "--eta", "5"]) == 0
@@ -16,6 +20,7 @@ def test_step_benchmark_prints_its_table(capsys):
   assert "| adam + project_l11 |" in out and "Targets" in out
 
 
+@pytest.mark.slow
 def test_compaction_benchmark_prints_its_table(capsys):
   assert bench_compact.main(["--etas", "30", "--batch", "8", "--repeats", "1"]) == 0
   assert "| 30 |" in capsys.readouterr().out

@@ -53,6 +53,7 @@ def test_pruning_methods_end_with_keep_of_the_weights(tiny, tmp_path, method, et
   assert result["maccs_effective"] <= result["maccs_dense"]
 
 
+@pytest.mark.slow
 def test_gsef_ends_with_k_groups_per_layer(tiny, tmp_path):
   result = runner.run(config(tiny, tmp_path / "gsef", method="gsef", eta=1e-3, keep=0.1),
                       progress=QUIET)

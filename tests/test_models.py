@@ -100,6 +100,7 @@ def test_simplenet_trains_a_step_with_batch_norm_statistics():
   assert float(jnp.abs(model.conv2.kernel[...]).sum()) <= 50.0 * (1 + 1e-5)
 
 
+@pytest.mark.slow
 def test_paper_net4_setting_projects_conv2_and_fc1_only():
   model = models.Net4(rngs=nnx.Rngs(0))
   eta = lambda path, leaf: 40.0 if path[0].key in ("conv2", "fc1") and leaf.ndim >= 2 else None

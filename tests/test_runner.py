@@ -42,6 +42,7 @@ def test_run_writes_every_field_and_the_pictures(tiny, tmp_path):
   assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_layer_eta_replaces_eta_for_its_layers_and_constrains_them(tiny, tmp_path):
   settings = config(tiny, tmp_path / "run", layers=("fc1",), layer_eta=(("fc3", 0.0),),
                     schedule="every-step")
@@ -83,6 +84,7 @@ def test_lottery_runs_through_lottery_ticket_with_late_rewinding(tiny, tmp_path)
   assert result["rewind_to_epoch"] == 1 and 0 < result["nonzero_fraction"] < 1
 
 
+@pytest.mark.slow
 def test_freeze_dead_every_step_keeps_zeroed_groups(tiny, tmp_path):
   settings = config(tiny, tmp_path / "frozen", schedule="every-step", epochs=2, eta=20.0,
                     freeze_dead=True)
@@ -202,6 +204,7 @@ def test_missing_data_is_one_message(tmp_path, monkeypatch, capsys):
   assert code == 3 and "No source could provide mnist" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_run_prints_the_summary_and_paths(tiny, tmp_path, capsys):
   code, out, _ = run_cli(["run", "--model", "lenet300", "--dataset", "mnist", "--method", "pgl11",
                           "--eta", "60", "--epochs", "1", "--batch-size", "32", "--data-dir",
@@ -212,6 +215,7 @@ def test_cli_run_prints_the_summary_and_paths(tiny, tmp_path, capsys):
 
 @pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(),
                     reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+@pytest.mark.slow
 def test_real_fashion_mnist_smoke_run(tmp_path):
   # A few hundred steps on the real data: 200 steps of training, then the
   # projection, mask and rewind, then 200 steps of masked retraining.
