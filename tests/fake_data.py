@@ -9,6 +9,9 @@ import numpy as np
 
 from experiments import data
 
+# The full MNIST release beside the checkout (CI clones next to shared/).
+REAL_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
 
 def write_idx(path: pathlib.Path, array: np.ndarray, compress: bool = True) -> None:
   header = b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)

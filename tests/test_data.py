@@ -12,7 +12,7 @@ from experiments import data
 
 import fake_data
 
-REAL_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+REAL_MNIST = fake_data.REAL_MNIST
 
 
 def test_idx_files_gzipped_or_not(tmp_path):

@@ -14,6 +14,8 @@ import sparse_optax
 from experiments import cli, data, runner, sweep
 from experiments.progress import Progress
 
+import fake_data
+
 
 RESULT_FIELDS = ("model", "dataset", "method", "eta", "schedule", "epochs", "seed", "accuracy",
                  "maccs_dense", "maccs_effective", "memory_kb", "bytes_sparse",
@@ -228,7 +230,7 @@ def test_real_fashion_mnist_smoke_run(tmp_path):
   assert result["maccs_effective"] < 0.6 * result["maccs_dense"]
 
 
-REAL_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+REAL_MNIST = fake_data.REAL_MNIST
 
 
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="../shared/data/mnist is not beside the checkout")
