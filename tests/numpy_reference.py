@@ -39,6 +39,40 @@ def l1_ball(x, r):
   return np.sign(x) * np.maximum(np.abs(x) - t, 0) if np.isfinite(t) else np.zeros_like(x)
 
 
+def simplex(x, r):
+  """Bisection on θ of any sign: Σ (x − θ)_+ = r, then the exact active-set formula."""
+  x = np.asarray(x, np.float64).ravel()
+  if r <= 0:
+    return np.zeros_like(x)
+  finite = x[np.isfinite(x)]
+  lo, hi = finite.max() - r, finite.max()
+  for _ in range(200):
+    mid = 0.5 * (lo + hi)
+    if np.sum(np.maximum(x - mid, 0)) >= r:
+      lo = mid
+    else:
+      hi = mid
+  active = x > lo
+  theta = (np.sum(x[active]) - r) / np.count_nonzero(active)
+  return np.maximum(x - theta, 0)
+
+
+def l1_sphere(x, r):
+  x = np.asarray(x, np.float64)
+  signs = np.where(x < 0, -1.0, 1.0)
+  return signs * simplex(np.abs(x), r).reshape(x.shape)
+
+
+def l2_ball(x, r):
+  x = np.asarray(x, np.float64)
+  n = np.linalg.norm(x.ravel())
+  return x if n <= r else x * (r / n)
+
+
+def linf_ball(x, r):
+  return np.clip(np.asarray(x, np.float64), -r, r)
+
+
 def weighted_l1_ball(x, r, w):
   x = np.asarray(x, np.float64)
   w = np.asarray(w, np.float64)
@@ -136,6 +170,10 @@ def ball_norm(name, x, axis=-1, weights=None):
     return np.abs(x).sum()
   if name == "weighted_l1_ball":
     return np.sum(np.asarray(weights, np.float64) * np.abs(x))
+  if name == "l2_ball":
+    return np.linalg.norm(x.ravel())
+  if name == "linf_ball":
+    return np.abs(x).max(initial=0.0)
   rows, _ = _groups(x, axis)
   if name == "l21_ball":
     return np.linalg.norm(rows, axis=1).sum()

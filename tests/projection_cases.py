@@ -12,9 +12,11 @@ from sparse_optax import projections
 import numpy_reference
 
 GROUPED = ("l21_ball", "l11_ball", "l1inf_ball", "bilevel_l1inf_ball")
-ALL = ("l1_ball", "weighted_l1_ball") + GROUPED
+# The balls that treat x as one vector (an array or a pytree).
+VECTOR = ("l1_ball", "weighted_l1_ball", "l2_ball", "linf_ball")
+ALL = VECTOR + GROUPED
 # The Euclidean projections (the bilevel ones are feasible, not nearest).
-EXACT = ("l1_ball", "weighted_l1_ball", "l21_ball", "l1inf_ball")
+EXACT = ("l1_ball", "weighted_l1_ball", "l2_ball", "linf_ball", "l21_ball", "l1inf_ball")
 METHODS = ("newton", "sort")
 
 
@@ -29,7 +31,7 @@ def weights_for(x, seed=7):
 def project(name, x, radius, *, axis=-1, weights=None, method=None):
   fn = getattr(projections, name)
   kwargs = {} if method is None else {"method": method}
-  if name == "l1_ball":
+  if name in ("l1_ball", "l2_ball", "linf_ball"):
     return fn(x, radius, **kwargs)
   if name == "weighted_l1_ball":
     return fn(x, radius, weights, **kwargs)
@@ -38,7 +40,7 @@ def project(name, x, radius, *, axis=-1, weights=None, method=None):
 
 def reference(name, x, radius, *, axis=-1, weights=None):
   fn = getattr(numpy_reference, name)
-  if name == "l1_ball":
+  if name in ("l1_ball", "l2_ball", "linf_ball"):
     return fn(x, radius)
   if name == "weighted_l1_ball":
     return fn(x, radius, weights)

@@ -76,6 +76,10 @@ def cvxpy_projection(name, x, r, axis, w):
     return nearest(x, lambda p: cp.norm1(p) <= r)
   if name == "weighted_l1_ball":
     return nearest(x, lambda p: cp.sum(cp.multiply(w, cp.abs(p))) <= r)
+  if name == "l2_ball":
+    return nearest(x, lambda p: cp.sum_squares(p) <= r ** 2)
+  if name == "linf_ball":
+    return nearest(x, lambda p: cp.abs(p) <= r)
   if name == "l21_ball":
     return restore(nearest(rows, lambda p: cp.sum(cp.norm(p, 2, axis=1)) <= r))
   if name == "l1inf_ball":

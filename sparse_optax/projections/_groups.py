@@ -19,7 +19,7 @@ from sparse_optax.projections import warm_start
 
 def validated_group_call(core, x, radius, axis, fn_name):
   """Checks the arguments every group projection shares, then calls ``core``."""
-  x = validation.float_array(x, fn_name)
+  x = validation.single_array(x, fn_name)
   validation.radius(radius, fn_name)
   axes = validation.group_axes(axis, x.ndim, fn_name)
   if x.size == 0:

@@ -5,24 +5,54 @@ from __future__ import annotations
 import functools
 
 import jax
+from jax import flatten_util
 import jax.numpy as jnp
+import numpy as np
 
 from sparse_optax.projections import validation
 from sparse_optax.projections import _threshold
 from sparse_optax.projections import warm_start
 
 
+def simplex_magnitudes(a, radius, start=None, method="newton"):
+  r"""``(p, θ)``: the projection of the vector ``a`` onto :math:`\{p \ge 0,\ \sum p = r\}`.
+
+  ``a`` may hold any real values (``-inf`` included); the solution is
+  :math:`p = (a - \tau)_+`. The search runs on :math:`b = a - \beta` for a
+  lower bound :math:`\beta` of :math:`\tau`: :math:`\beta = 0` when
+  :math:`r \ge \max a` and :math:`\sum a_+ \ge r` (then :math:`b = a_+`, no
+  rounding added), else :math:`\beta = \max a - r`, with :math:`b` formed as
+  :math:`(a - \max a) + r` so the largest entry sits at exactly :math:`r`
+  even when :math:`\max a \gg r` (float32 at 1e9 with :math:`r = 1` still
+  returns a vertex). ``θ = τ − β`` is the search state a warm start resumes.
+  """
+  top = jnp.max(a)
+  unshifted = (radius >= top) & (jnp.sum(jnp.maximum(a, 0)) >= radius)
+  gap = top - a
+  b = jnp.where(unshifted, jnp.maximum(a, 0), jnp.where(gap < radius, radius - gap, 0))
+  theta = _threshold.l1_threshold(b, radius, (0,), method, start)
+  # `where`, not `maximum`: at b == θ the derivative is the dropped side's, 0,
+  # where `maximum` would split it in halves.
+  return jnp.where(b > theta, b - theta, 0), theta
+
+
 def _l1_ball_from(x, radius, start, method):
   dtype = validation.compute_dtype(x.dtype)
   flat = x.reshape(-1).astype(dtype)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
-  theta = _threshold.l1_threshold(jnp.abs(flat), r, (0,), method, start)
-  return _threshold.soft_threshold(flat, theta).reshape(x.shape).astype(x.dtype), theta
+  a = jnp.abs(flat)
+  magnitudes, theta = simplex_magnitudes(a, r, start, method)
+  # Inside the ball (boundary included) the result is x itself, and so is the
+  # derivative: the identity, also at entries that are exactly 0.
+  inside = jnp.sum(a) <= r
+  projected = jnp.where(inside, flat, jnp.sign(flat) * magnitudes)
+  return projected.reshape(x.shape).astype(x.dtype), theta
 
 
 @functools.partial(jax.jit, static_argnames="method")
-def _l1_ball(x, radius, method):
-  return _l1_ball_from(x, radius, None, method)[0]
+def _l1_ball(tree, radius, method):
+  flat, unravel = flatten_util.ravel_pytree(tree)
+  return unravel(_l1_ball_from(flat, radius, None, method)[0])
 
 
 L1_BALL = warm_start.WarmStart(
@@ -31,24 +61,39 @@ L1_BALL = warm_start.WarmStart(
                     static_argnames="method"))
 
 
-def l1_ball(x, radius, *, method: str = "newton") -> jax.Array:
+def _checked_vector_call(core, tree, radius, method, fn_name, *args):
+  """Checks what the ℓ1 family shares, then ``core(tree, radius, *args, method)``."""
+  leaves = validation.float_leaves(tree, fn_name)
+  validation.radius(radius, fn_name)
+  validation.method(method, fn_name)
+  if sum(np.size(leaf) for leaf in leaves) == 0:
+    return tree
+  return core(tree, radius, *args, method)
+
+
+def l1_ball(x, radius, *, method: str = "newton"):
   r"""Euclidean projection of ``x`` onto the ℓ1 ball of the given radius.
 
   .. math::
 
     \underset{p}{\operatorname{argmin}} \ \tfrac12 \|p - x\|_2^2
-    \quad \text{subject to} \quad \|\operatorname{vec} p\|_1 \le r
+    \quad \text{subject to} \quad \|p\|_1 \le r
 
   The solution is a soft threshold, :math:`p = \operatorname{sign}(x)
   (|x| - \theta)_+`, with :math:`\theta \ge 0` the root of
   :math:`\sum_i (|x_i| - \theta)_+ = r` (0 when ``x`` is inside the ball).
+  Outside the ball the result lies on the sphere, :math:`\|p\|_1 = r`, even
+  when :math:`\|x\|_1 \gg r` in float32 (see :func:`simplex`).
 
-  The whole array is one vector; use :func:`l11_ball` or :func:`l21_ball` for
-  one constraint per group. The function is jit-, vmap- and grad-compatible;
-  its derivative is the derivative of the projection wherever it exists.
+  ``x`` is one vector: an array of any shape, or any pytree of arrays, as in
+  ``optax.projections``; use :func:`l11_ball` or :func:`l21_ball` for one
+  constraint per group. The function is jit-, vmap- and grad-compatible. Where
+  the projection is not differentiable the derivative is one-sided: inside the
+  ball and on its boundary it is the identity (also at entries equal to 0), an
+  entry exactly at the threshold counts as dropped.
 
   Args:
-    x: real floating array of any shape.
+    x: real floating array of any shape, or a pytree of them.
     radius: scalar radius :math:`r \ge 0`. A Python number below 0 raises; a
       traced radius below 0 behaves as 0.
     method: ``"newton"`` (default, Michelot's fixed point safeguarded by
@@ -56,26 +101,106 @@ def l1_ball(x, radius, *, method: str = "newton") -> jax.Array:
       ``"sort"`` (sort-and-threshold, Duchi et al. 2008, O(n log n)).
 
   Returns:
-    The projection, with ``x``'s shape and dtype. ``x`` itself when it is
-    already inside the ball, zeros when ``radius`` is 0.
+    The projection, with ``x``'s structure, shapes and dtypes. ``x`` itself
+    when it is already inside the ball, zeros when ``radius`` is 0.
 
   Example:
     >>> import jax.numpy as jnp
     >>> from sparse_optax.projections import l1_ball
     >>> l1_ball(jnp.array([3.0, -2.0, 0.5]), 3.0)
     Array([ 2., -1.,  0.], dtype=float32)
+    >>> l1_ball({"w": jnp.array([3.0, -2.0]), "b": jnp.array([0.5])}, 3.0)
+    {'b': Array([0.], dtype=float32), 'w': Array([ 2., -1.], dtype=float32)}
 
   References:
     Duchi, Shalev-Shwartz, Singer & Chandra, "Efficient projections onto the
     ℓ1-ball for learning in high dimensions", ICML 2008. Condat, "Fast
     projection onto the simplex and the ℓ1 ball", Math. Program. 2016.
   """
-  x = validation.float_array(x, "l1_ball")
-  validation.radius(radius, "l1_ball")
-  validation.method(method, "l1_ball")
-  if x.size == 0:
-    return x
-  return _l1_ball(x, radius, method)
+  return _checked_vector_call(_l1_ball, x, radius, method, "l1_ball")
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _l1_sphere(tree, radius, method):
+  flat, unravel = flatten_util.ravel_pytree(tree)
+  dtype = validation.compute_dtype(flat.dtype)
+  v = flat.astype(dtype)
+  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
+  magnitudes, _ = simplex_magnitudes(jnp.abs(v), r, None, method)
+  # A zero entry that the sphere makes nonzero takes the positive sign.
+  return unravel((jnp.where(v < 0, -magnitudes, magnitudes)).astype(flat.dtype))
+
+
+def l1_sphere(x, radius, *, method: str = "newton"):
+  r"""Euclidean projection of ``x`` onto the ℓ1 sphere :math:`\{p : \|p\|_1 = r\}`.
+
+  :math:`p = s \odot \operatorname{simplex}(|x|, r)` with :math:`s` the signs
+  of ``x`` (+1 for zero entries). Unlike :func:`l1_ball`, a point inside the
+  ball moves out to the sphere (every entry grows by the same amount).
+  ``x`` is one vector: an array or any pytree of arrays. Derivatives as in
+  :func:`simplex`.
+
+  Args:
+    x: real floating array of any shape, or a pytree of them.
+    radius: scalar radius :math:`r \ge 0` (a traced negative radius acts as 0).
+    method: ``"newton"`` (default) or ``"sort"``, as in :func:`l1_ball`.
+
+  Returns:
+    A point of the sphere nearest to ``x``, with ``x``'s structure, shapes and
+    dtypes.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from sparse_optax.projections import l1_sphere
+    >>> l1_sphere(jnp.array([0.5, -0.25, 0.0]), 1.5)
+    Array([ 0.75, -0.5 ,  0.25], dtype=float32)
+  """
+  return _checked_vector_call(_l1_sphere, x, radius, method, "l1_sphere")
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _simplex(tree, radius, method):
+  flat, unravel = flatten_util.ravel_pytree(tree)
+  dtype = validation.compute_dtype(flat.dtype)
+  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
+  return unravel(simplex_magnitudes(flat.astype(dtype), r, None, method)[0].astype(flat.dtype))
+
+
+def simplex(x, radius=1.0, *, method: str = "newton"):
+  r"""Euclidean projection of ``x`` onto the simplex :math:`\{p \ge 0,\ \sum_i p_i = r\}`.
+
+  The solution is :math:`p = (x - \theta)_+` with :math:`\theta` (of any sign)
+  the root of :math:`\sum_i (x_i - \theta)_+ = r`. The search works relative to
+  :math:`\max x`, so entries of ``-inf`` get 0 and float32 inputs of size 1e9
+  still give a point of the simplex (a vertex). ``x`` is one vector: an array
+  or any pytree of arrays.
+
+  The Jacobian is :math:`\operatorname{diag}(s) - s s^\top / |s|` on the
+  support :math:`s = [p > 0]`; an entry exactly at the threshold counts as
+  outside the support.
+
+  Args:
+    x: real floating array of any shape, or a pytree of them.
+    radius: scalar :math:`r \ge 0` (default 1: the probability simplex; a
+      traced negative radius acts as 0).
+    method: ``"newton"`` (default) or ``"sort"``, as in :func:`l1_ball`.
+
+  Returns:
+    The projection, with ``x``'s structure, shapes and dtypes.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from sparse_optax.projections import simplex
+    >>> simplex(jnp.array([0.5, 2.0, -1.0]))
+    Array([0., 1., 0.], dtype=float32)
+    >>> simplex(jnp.array([1.0, 1.5, -1.0]), 1.5)
+    Array([0.5, 1. , 0. ], dtype=float32)
+
+  References:
+    Held, Wolfe & Crowder, "Validation of subgradient optimization", Math.
+    Program. 1974; Condat, Math. Program. 2016.
+  """
+  return _checked_vector_call(_simplex, x, radius, method, "simplex")
 
 
 def _weighted_l1_ball_from(x, radius, weights, start, method):
@@ -84,12 +209,16 @@ def _weighted_l1_ball_from(x, radius, weights, start, method):
   w = jnp.maximum(weights.reshape(-1).astype(dtype), 0)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   theta = _threshold.weighted_l1_threshold(jnp.abs(flat), w, r, (0,), method, start)
-  return _threshold.soft_threshold(flat, theta, w).reshape(x.shape).astype(x.dtype), theta
+  # Inside the ball θ is exactly 0: return x, whose derivative is the identity.
+  projected = jnp.where(theta > 0, _threshold.soft_threshold(flat, theta, w), flat)
+  return projected.reshape(x.shape).astype(x.dtype), theta
 
 
 @functools.partial(jax.jit, static_argnames="method")
-def _weighted_l1_ball(x, radius, weights, method):
-  return _weighted_l1_ball_from(x, radius, weights, None, method)[0]
+def _weighted_l1_ball(tree, radius, weights, method):
+  flat, unravel = flatten_util.ravel_pytree(tree)
+  flat_weights, _ = flatten_util.ravel_pytree(weights)
+  return unravel(_weighted_l1_ball_from(flat, radius, flat_weights, None, method)[0])
 
 
 WEIGHTED_L1_BALL = warm_start.WarmStart(
@@ -100,7 +229,7 @@ WEIGHTED_L1_BALL = warm_start.WarmStart(
         static_argnames="method"))
 
 
-def weighted_l1_ball(x, radius, weights, *, method: str = "newton") -> jax.Array:
+def weighted_l1_ball(x, radius, weights, *, method: str = "newton"):
   r"""Euclidean projection of ``x`` onto the weighted ℓ1 ball.
 
   .. math::
@@ -111,16 +240,19 @@ def weighted_l1_ball(x, radius, weights, *, method: str = "newton") -> jax.Array
   The solution is :math:`p_i = \operatorname{sign}(x_i)(|x_i| - \theta w_i)_+`
   with :math:`\theta` the root of :math:`\sum_i w_i(|x_i| - \theta w_i)_+ = r`.
   An entry with weight 0 is not constrained and passes through unchanged.
+  ``x`` is one vector (an array or a pytree); derivatives are one-sided as in
+  :func:`l1_ball`, and the identity for unconstrained entries.
 
   Args:
-    x: real floating array of any shape.
+    x: real floating array of any shape, or a pytree of them.
     radius: scalar radius :math:`r \ge 0` (a traced negative radius acts as 0).
-    weights: non-negative array of ``x``'s shape. Concrete weights with a
-      negative entry raise; traced negative weights act as 0.
+    weights: non-negative weights: an array of ``x``'s shape, or a pytree of
+      ``x``'s structure and shapes. Concrete weights with a negative entry
+      raise; traced negative weights act as 0.
     method: ``"newton"`` (default) or ``"sort"``, as in :func:`l1_ball`.
 
   Returns:
-    The projection, with ``x``'s shape and dtype.
+    The projection, with ``x``'s structure, shapes and dtypes.
 
   Example:
     >>> import jax.numpy as jnp
@@ -132,10 +264,6 @@ def weighted_l1_ball(x, radius, weights, *, method: str = "newton") -> jax.Array
     Duchi et al., ICML 2008: the same derivation, with the breakpoints
     :math:`|x_i| / w_i` in place of :math:`|x_i|`.
   """
-  x = validation.float_array(x, "weighted_l1_ball")
-  validation.radius(radius, "weighted_l1_ball")
-  validation.method(method, "weighted_l1_ball")
-  weights = validation.weights(weights, x.shape, "weighted_l1_ball")
-  if x.size == 0:
-    return x
-  return _weighted_l1_ball(x, radius, weights, method)
+  validation.float_leaves(x, "weighted_l1_ball")
+  weights = validation.tree_weights(weights, x, "weighted_l1_ball")
+  return _checked_vector_call(_weighted_l1_ball, x, radius, method, "weighted_l1_ball", weights)

@@ -24,10 +24,14 @@ L1INF_STEPS = 64
 
 
 def _clip(v, levels):
-  # `where`, not `minimum`: at a tie (a group maximum inside the ball) the
-  # derivative must follow |v|, where `minimum` would split it in halves.
-  a = jnp.abs(v)
-  return jnp.sign(v) * jnp.where(a > levels, levels, a)
+  """``sign(v) min(|v|, levels)``, with the derivative 1 below a positive level.
+
+  `where`, not `minimum`: at a tie the derivative follows the level (the entry
+  is clipped), where `minimum` would split it in halves; and an entry 0 below a
+  positive level keeps the derivative 1 that `sign(v) |v|` would lose. Callers
+  return ``v`` itself inside the ball.
+  """
+  return jnp.where(jnp.abs(v) < levels, v, jnp.sign(v) * levels)
 
 
 def _levels_from_tangents(sums, counts, radius):
@@ -118,8 +122,10 @@ def _l1inf_levels_jvp(axis, primals, tangents):
 def _l1inf_ball_from(x, radius, start, axis):
   v = x.astype(validation.compute_dtype(x.dtype))
   r = jnp.maximum(jnp.asarray(radius, v.dtype), 0)
-  levels = l1inf_levels(jnp.abs(v), r, axis, start)
-  return _clip(v, levels).astype(x.dtype), levels
+  a = jnp.abs(v)
+  levels = l1inf_levels(a, r, axis, start)
+  inside = jnp.sum(jnp.max(a, axis=axis, keepdims=True)) <= r
+  return jnp.where(inside, v, _clip(v, levels)).astype(x.dtype), levels
 
 
 @functools.partial(jax.jit, static_argnames="axis")
@@ -177,7 +183,7 @@ def _bilevel_l1inf_ball_from(x, radius, start, axis):
   v = x.astype(validation.compute_dtype(x.dtype))
   gmax = jnp.max(jnp.abs(v), axis=axis, keepdims=True)
   budgets, theta = _groups.group_budgets(gmax, radius, start)
-  return _clip(v, budgets).astype(x.dtype), theta
+  return jnp.where(theta > 0, _clip(v, budgets), v).astype(x.dtype), theta
 
 
 @functools.partial(jax.jit, static_argnames="axis")

@@ -50,11 +50,12 @@ def soft_threshold(x, theta, weights=None):
   """``sign(x) (|x| - θ w)_+``; entries with weight 0 pass through unchanged."""
   a = jnp.abs(x)
   if weights is None:
-    shrunk = jnp.maximum(a - theta, 0)
-  else:
-    # θ is ∞ for a zero radius, and ∞ · 0 would poison unconstrained entries.
-    shrunk = jnp.where(weights > 0, jnp.maximum(a - theta * weights, 0), a)
-  return jnp.sign(x) * shrunk
+    return jnp.sign(x) * jnp.maximum(a - theta, 0)
+  # θ is ∞ for a zero radius, and ∞ · 0 would poison unconstrained entries,
+  # which pass through as x itself (derivative 1, also at x = 0).
+  constrained = weights > 0
+  shrunk = jnp.maximum(a - theta * jnp.where(constrained, weights, 0), 0)
+  return jnp.where(constrained, jnp.sign(x) * shrunk, x)
 
 
 def _sum(v, axis):

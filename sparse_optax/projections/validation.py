@@ -27,6 +27,28 @@ def float_array(x, fn_name: str) -> jax.Array:
   return jnp.asarray(x)
 
 
+def float_leaves(tree, fn_name: str) -> list:
+  """The leaves of a pytree, raising ``TypeError`` unless all are real floating."""
+  leaves = jax.tree.leaves(tree)
+  for leaf in leaves:
+    float_array(leaf, fn_name)
+  return leaves
+
+
+def single_array(x, fn_name: str) -> jax.Array:
+  """``x`` as one real floating array; a list, tuple, dict or other pytree raises.
+
+  The group balls constrain one matrix at a time: stacking a sequence into one
+  array would silently change which entries form a group.
+  """
+  if not isinstance(x, (jax.Array, np.ndarray, np.generic, numbers.Number)):
+    raise TypeError(
+        f"{fn_name} projects one array, got a {type(x).__name__}. To project "
+        f"every array of a pytree, use jax.tree.map(lambda v: {fn_name}(v, r), tree)."
+    )
+  return float_array(x, fn_name)
+
+
 def compute_dtype(dtype) -> np.dtype:
   """The dtype the maths runs in: float32 for 16-bit floats, else ``dtype``.
 
@@ -120,3 +142,18 @@ def weights(value, shape: tuple[int, ...], fn_name: str) -> jax.Array:
         "unconstrained); got negative entries."
     )
   return jnp.asarray(value)
+
+
+def tree_weights(value, tree, fn_name: str):
+  """Checks weights for a pytree ``x``: the same structure, leaf by leaf as :func:`weights`.
+
+  When ``x`` is one array, ``value`` may be anything array-like of its shape.
+  """
+  if jax.tree_util.treedef_is_leaf(jax.tree.structure(tree)):
+    return weights(value, np.shape(tree), fn_name)
+  if jax.tree.structure(value) != jax.tree.structure(tree):
+    raise ValueError(
+        f"{fn_name}: weights must have the pytree structure of x, "
+        f"{jax.tree.structure(tree)}, got {jax.tree.structure(value)}."
+    )
+  return jax.tree.map(lambda w, leaf: weights(w, np.shape(leaf), fn_name), value, tree)

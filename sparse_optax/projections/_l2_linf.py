@@ -1,0 +1,97 @@
+"""Euclidean projections onto the ℓ2 ball and the ℓ∞ ball (box), of any pytree."""
+
+from __future__ import annotations
+
+import jax
+from jax import flatten_util
+import jax.numpy as jnp
+import numpy as np
+
+from sparse_optax.projections import validation
+
+
+def _checked_tree_call(core, tree, radius, fn_name):
+  leaves = validation.float_leaves(tree, fn_name)
+  validation.radius(radius, fn_name)
+  if sum(np.size(leaf) for leaf in leaves) == 0:
+    return tree
+  return core(tree, radius)
+
+
+@jax.jit
+def _l2_ball(tree, radius):
+  flat, unravel = flatten_util.ravel_pytree(tree)
+  dtype = validation.compute_dtype(flat.dtype)
+  v = flat.astype(dtype)
+  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
+  # Scaled by the largest magnitude, so squares of 1e20 in float32 do not
+  # overflow; the double `where` keeps NaN out of the unused branch's gradient.
+  top = jnp.max(jnp.abs(v))
+  scaled = v / jnp.where(top > 0, top, 1)
+  scaled_norm = jnp.sqrt(jnp.sum(scaled * scaled))
+  outside = top * scaled_norm > r
+  projected = jnp.where(outside, scaled * (r / jnp.where(outside, scaled_norm, 1)), v)
+  return unravel(projected.astype(flat.dtype))
+
+
+def l2_ball(x, radius):
+  r"""Euclidean projection of ``x`` onto the ℓ2 ball, :math:`p = x \min(1, r / \|x\|_2)`.
+
+  ``x`` is one vector: an array of any shape or any pytree of arrays (as
+  ``optax.projections.projection_l2_ball``). On the boundary the derivative is
+  the identity (the inside's one-sided derivative); outside it is the sphere's,
+  :math:`(r/\|x\|)(I - x x^\top / \|x\|^2)`.
+
+  Args:
+    x: real floating array of any shape, or a pytree of them.
+    radius: scalar :math:`r \ge 0`. A Python number below 0 raises; a traced
+      radius below 0 behaves as 0.
+
+  Returns:
+    The projection, with ``x``'s structure, shapes and dtypes; ``x`` itself
+    when :math:`\|x\|_2 \le r`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from sparse_optax.projections import l2_ball
+    >>> l2_ball(jnp.array([3.0, -4.0]), 2.5)
+    Array([ 1.5, -2. ], dtype=float32)
+  """
+  return _checked_tree_call(_l2_ball, x, radius, "l2_ball")
+
+
+def _clip_leaf(leaf, radius):
+  dtype = validation.compute_dtype(leaf.dtype)
+  v = jnp.asarray(leaf).astype(dtype)
+  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
+  # `where`, not `clip`: on the boundary the derivative is 1, where `clip`
+  # would split it in halves.
+  return jnp.where(jnp.abs(v) <= r, v, jnp.sign(v) * r).astype(leaf.dtype)
+
+
+@jax.jit
+def _linf_ball(tree, radius):
+  return jax.tree.map(lambda leaf: _clip_leaf(jnp.asarray(leaf), radius), tree)
+
+
+def linf_ball(x, radius):
+  r"""Euclidean projection of ``x`` onto the ℓ∞ ball: every entry clipped to :math:`[-r, r]`.
+
+  ``x`` is an array or any pytree of arrays (the ball of a pytree is the
+  product of its leaves' boxes). The derivative is 1 inside and on the
+  boundary, 0 beyond it.
+
+  Args:
+    x: real floating array of any shape, or a pytree of them.
+    radius: scalar :math:`r \ge 0` (a traced negative radius acts as 0).
+
+  Returns:
+    The projection, with ``x``'s structure, shapes and dtypes.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from sparse_optax.projections import linf_ball
+    >>> linf_ball(jnp.array([3.0, -0.5, -4.0]), 1.0)
+    Array([ 1. , -0.5, -1. ], dtype=float32)
+  """
+  return _checked_tree_call(_linf_ball, x, radius, "linf_ball")
