@@ -1,16 +1,20 @@
-"""``python -m experiments {run,sweep,demo}``: the paper's experiments from a shell.
+"""python -m experiments {run,sweep,demo}: the paper's experiments from a shell.
 
 Bad flags end with one line on stderr and exit status 2; a dataset that no
-source can provide, with one message and status 3; Ctrl-C with a hint to
-``--resume`` and status 130. Never a traceback for those.
+source can provide, with one message and status 3; Ctrl-C (SIGINT) or SIGTERM
+at the next step, with what is saved, the command that continues, and status
+130 or 143. Never a traceback for those.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 
 from experiments import data as data_lib
+from experiments import interrupt
 from experiments import runner
 from experiments import sweep as sweep_lib
 from experiments.progress import Progress
@@ -25,8 +29,26 @@ DEMO_METHODS = ("adam", "pgl11")
 DEMO_ETA = 1000.0
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+  """Appends each option's default to its help, when it has one worth saying."""
+
+  def _get_help_string(self, action):
+    text = action.help or ""
+    default = action.default
+    worth_saying = not (default is None or default is argparse.SUPPRESS
+                        or (isinstance(default, tuple) and default in ((), (None,))))
+    if action.option_strings and action.nargs != 0 and worth_saying:
+      shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+      text += f" (default: {shown})".replace("%", "%%")
+    return text
+
+
 class OneLineParser(argparse.ArgumentParser):
-  """argparse, with errors said in one line (no usage dump)."""
+  """argparse, with errors said in one line (no usage dump) and defaults in --help."""
+
+  def __init__(self, *args, **kwargs):
+    kwargs.setdefault("formatter_class", _HelpWithDefaults)
+    super().__init__(*args, **kwargs)
 
   def error(self, message):
     self.exit(2, f"{self.prog}: error: {message}\n")
@@ -56,8 +78,10 @@ def _layer_radii(text):
 
 
 def _add_run_flags(parser, *, grid: bool):
-  parser.add_argument("--model", required=True, choices=list(runner.MODELS))
-  parser.add_argument("--dataset", required=True, choices=list(data_lib.DATASETS))
+  parser.add_argument("--model", required=True, choices=list(runner.MODELS),
+                      help="net4 (Table I), lfc4 (II, IV), lenet300 (III), simplenet (V)")
+  parser.add_argument("--dataset", required=True, choices=list(data_lib.DATASETS),
+                      help="the images to train on")
   if grid:
     parser.add_argument("--method", type=csv_of(str), default=("adam",),
                         help=f"comma-separated, from {', '.join(runner.METHODS)}")
@@ -65,10 +89,12 @@ def _add_run_flags(parser, *, grid: bool):
                         help="comma-separated radii (or comparator strengths)")
     parser.add_argument("--seed", type=csv_of(int), default=(0,), help="comma-separated seeds")
   else:
-    parser.add_argument("--method", default="adam", choices=list(runner.METHODS))
+    parser.add_argument("--method", default="adam", choices=list(runner.METHODS),
+                        help="adam alone, a projection (pgl1, pgl21, pgl11, pgl1inf, "
+                             "bilevel_l1inf) after adam, or a comparator")
     parser.add_argument("--eta", type=float,
                         help="radius of the ball (projections); strength of halo, gsef, l1_over_l2")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and shuffling")
   parser.add_argument("--layers", type=csv_of(str),
                       help="comma-separated layer names to constrain (default: as in the paper)")
   parser.add_argument("--layer-eta", type=_layer_radii, default=(),
@@ -79,7 +105,8 @@ def _add_run_flags(parser, *, grid: bool):
                            "by the final pruning; gsef: fraction of each layer's groups kept")
   parser.add_argument("--schedule", default="every-step", choices=list(runner.SCHEDULES),
                       help="every-step (Algorithm 1) or lottery (Algorithm 4)")
-  parser.add_argument("--epochs", type=int, default=10)
+  parser.add_argument("--epochs", type=int, default=10,
+                      help="epochs of training (the lottery's first phase)")
   parser.add_argument("--retrain-epochs", type=int, default=10,
                       help="epochs of the lottery's retraining")
   parser.add_argument("--rewind-to-epoch", type=int, default=0,
@@ -87,11 +114,11 @@ def _add_run_flags(parser, *, grid: bool):
                            "rewinding) instead of the initial ones")
   parser.add_argument("--freeze-dead", action="store_true",
                       help="every-step: a group the projection zeroes stays zero")
-  parser.add_argument("--lr", type=float, default=1e-3)
+  parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
   parser.add_argument("--lr-schedule", default="constant", choices=list(runner.LR_SCHEDULES),
                       help="cosine: decay to 0 over each phase")
-  parser.add_argument("--batch-size", type=int, default=128)
-  parser.add_argument("--out", help="output folder")
+  parser.add_argument("--batch-size", type=int, default=128, help="examples per step")
+  parser.add_argument("--out", help="output folder (default: runs/MODEL_DATASET_METHOD_SCHEDULE)")
   parser.add_argument("--data-dir", help="folder with IDX files or CIFAR-10 python batches")
   parser.add_argument("--no-verify", dest="verify_data", action="store_false",
                       help="use MNIST files whose MD5 differs from the original release's")
@@ -105,17 +132,23 @@ def parser() -> argparse.ArgumentParser:
   commands = top.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
   run = commands.add_parser("run", help="one experiment")
   _add_run_flags(run, grid=False)
-  run.add_argument("--resume", action="store_true", help="continue an interrupted run")
-  grid = commands.add_parser("sweep", help="a grid of methods, radii and seeds")
+  run.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out (refused if its settings differ; "
+                        "starts a new run when there is nothing to resume)")
+  grid = commands.add_parser(
+      "sweep", help="a grid of methods, radii and seeds (finished points are kept, an "
+                    "interrupted one resumes when the same command runs again)")
   _add_run_flags(grid, grid=True)
   demo = commands.add_parser(
       "demo", help="LeNet-300-100 on Fashion-MNIST: Adam vs the l1,1 lottery (a few minutes)")
-  demo.add_argument("--out", default="runs/demo")
-  demo.add_argument("--data-dir")
-  demo.add_argument("--quiet", action="store_true")
-  demo.add_argument("--epochs", type=int, default=DEMO["epochs"])
-  demo.add_argument("--train-examples", type=int)
-  demo.add_argument("--test-examples", type=int)
+  demo.add_argument("--out", default="runs/demo", help="output folder")
+  demo.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: "
+                                       "Debian's dataset-fashion-mnist, then tensorflow-datasets)")
+  demo.add_argument("--quiet", action="store_true", help="print nothing but the result")
+  demo.add_argument("--epochs", type=int, default=DEMO["epochs"],
+                    help="epochs of training, and as many of the lottery's retraining")
+  demo.add_argument("--train-examples", type=int, help="use only the first N training images")
+  demo.add_argument("--test-examples", type=int, help="use only the first N test images")
   return top
 
 
@@ -142,41 +175,64 @@ def _summary(result: dict) -> str:
           f"{result['memory_kb']:,.1f} kB, {result['neurons_removed']} neurons removed")
 
 
+def _continue_hint(args, argv) -> str:
+  """What an interruption saved, and the command that carries on from there."""
+  command = "python -m experiments " + shlex.join(argv)
+  if args.command == "run":
+    out = args.out or _default_out(args)
+    epoch = runner.saved_epoch(out)
+    saved = (f"epochs 1-{epoch} of {out} are saved" if epoch else
+             f"no epoch of {out} had finished, nothing is saved")
+    if "--resume" not in argv:
+      command += " --resume"
+    return f"{saved}; continue with: {command}"
+  return f"finished runs are kept; continue with the same command: {command}"
+
+
 def main(argv=None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
   args = parser().parse_args(argv)
   progress = Progress(quiet=args.quiet)
   try:
-    if args.command == "run":
-      config = _config(args, out=args.out or _default_out(args))
-      result = runner.run(config, resume=args.resume, progress=progress)
-      print(_summary(result))
-      print(f"result: {config.out}/result.json; plots: {', '.join(result['plots'])}")
-    elif args.command == "sweep":
-      base = _config(args, method=args.method[0], eta=args.eta[0], seed=args.seed[0])
-      report = sweep_lib.sweep(base, args.method, args.eta, args.seed,
-                               args.out or _default_out(args), progress=progress)
-      print(sweep_lib.markdown_table(report["rows"]))
-      print(f"table: {report['markdown']}; csv: {report['csv']}; plots: {', '.join(report['plots'])}")
-    else:
-      base = runner.RunConfig(**{**DEMO, "epochs": args.epochs, "retrain_epochs": args.epochs},
-                              data_dir=args.data_dir, train_examples=args.train_examples,
-                              test_examples=args.test_examples)
-      report = sweep_lib.sweep(base, DEMO_METHODS, (DEMO_ETA,), (0,), args.out, progress=progress)
-      print("\nLeNet-300-100 on Fashion-MNIST: Adam vs PGL11 lottery "
-            f"(eta={DEMO_ETA:g}, {args.epochs}+{args.epochs} epochs)\n")
-      print(sweep_lib.markdown_table(report["rows"]))
-      pictures = [p for row in report["rows"] for p in runner_plots(row["run"])]
-      print(f"\ntable: {report['markdown']}\nplots: {', '.join(report['plots'] + pictures)}")
+    with interrupt.deferred():
+      interrupt.raise_if_requested()  # a signal while the modules loaded
+      return _main(args, progress)
   except runner.ConfigError as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
   except (data_lib.DataUnavailable, data_lib.ChecksumMismatch) as error:
     print(f"error: {error}", file=sys.stderr)
     return 3
-  except KeyboardInterrupt:
-    print("\ninterrupted; the last finished epoch is checkpointed: run again with --resume",
+  except KeyboardInterrupt as stop:
+    status = stop.exit_status if isinstance(stop, interrupt.Interrupted) else 130
+    print(f"\ninterrupted ({signal.Signals(status - 128).name}): {_continue_hint(args, argv)}",
           file=sys.stderr)
-    return 130
+    return status
+
+
+def _main(args, progress) -> int:
+  """Runs the chosen command; errors and interruptions are said by :func:`main`."""
+  if args.command == "run":
+    config = _config(args, out=args.out or _default_out(args))
+    result = runner.run(config, resume=args.resume, progress=progress)
+    print(_summary(result))
+    print(f"result: {config.out}/result.json; plots: {', '.join(result['plots'])}")
+  elif args.command == "sweep":
+    base = _config(args, method=args.method[0], eta=args.eta[0], seed=args.seed[0])
+    report = sweep_lib.sweep(base, args.method, args.eta, args.seed,
+                             args.out or _default_out(args), progress=progress)
+    print(sweep_lib.markdown_table(report["rows"]))
+    print(f"table: {report['markdown']}; csv: {report['csv']}; plots: {', '.join(report['plots'])}")
+  else:
+    base = runner.RunConfig(**{**DEMO, "epochs": args.epochs, "retrain_epochs": args.epochs},
+                            data_dir=args.data_dir, train_examples=args.train_examples,
+                            test_examples=args.test_examples)
+    report = sweep_lib.sweep(base, DEMO_METHODS, (DEMO_ETA,), (0,), args.out, progress=progress)
+    print("\nLeNet-300-100 on Fashion-MNIST: Adam vs PGL11 lottery "
+          f"(eta={DEMO_ETA:g}, {args.epochs}+{args.epochs} epochs)\n")
+    print(sweep_lib.markdown_table(report["rows"]))
+    pictures = [p for row in report["rows"] for p in runner_plots(row["run"])]
+    print(f"\ntable: {report['markdown']}\nplots: {', '.join(report['plots'] + pictures)}")
   return 0
 
 

@@ -1,11 +1,14 @@
 """MNIST, Fashion-MNIST and CIFAR-10 as uint8 NumPy arrays, from where they are.
 
-Sources, tried in order:
+Sources:
 
-1. ``--data-dir DIR``: the standard IDX files of MNIST or Fashion-MNIST
-   (``train-images-idx3-ubyte[.gz]`` and its three siblings), or CIFAR-10's
-   python batches (``data_batch_1`` ... ``data_batch_5``, ``test_batch``, also
-   inside ``DIR/cifar-10-batches-py``).
+1. ``--data-dir DIR``, when given, is the only source: the standard IDX files
+   of MNIST or Fashion-MNIST (``train-images-idx3-ubyte[.gz]`` and its three
+   siblings), or CIFAR-10's python batches (``data_batch_1`` ...
+   ``data_batch_5``, ``test_batch``, also inside ``DIR/cifar-10-batches-py``),
+   read by an unpickler that admits only NumPy arrays, so a crafted batch
+   cannot run code. A folder that fails is an error, never replaced by
+   another copy. Without it, in order:
 2. For Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package
    (``/usr/share/datasets/fashion-mnist``), found without any flag.
 3. tensorflow-datasets (``tfds.data_source``), which downloads and prepares
@@ -28,6 +31,7 @@ import dataclasses
 import gzip
 import hashlib
 import pathlib
+import io
 import pickle
 from typing import Iterator
 
@@ -142,6 +146,27 @@ def _load_idx(directory: pathlib.Path, name: str, verify: bool = True):
   return splits, tuple(files)
 
 
+class _BatchUnpickler(pickle.Unpickler):
+  """Unpickles CIFAR-10's python batches and nothing else.
+
+  A batch holds a dict of bytes, lists of ints and one NumPy array. Any other
+  global a pickle names (``os.system``, ``builtins.eval``, ...) is refused:
+  unpickling a crafted file would otherwise run its code.
+  """
+
+  ALLOWED = {
+      ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+      ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+      ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+  }
+
+  def find_class(self, module, name):
+    if (module, name) not in self.ALLOWED:
+      raise pickle.UnpicklingError(
+          f"refusing to unpickle {module}.{name}: not part of a CIFAR-10 batch")
+    return super().find_class(module, name)
+
+
 def _load_cifar(directory: pathlib.Path):
   if not (directory / CIFAR_TEST).is_file() and (directory / "cifar-10-batches-py").is_dir():
     directory = directory / "cifar-10-batches-py"
@@ -154,7 +179,7 @@ def _load_cifar(directory: pathlib.Path):
       raise FileNotFoundError(f"no {file_name} in {directory}")
     stored = path.read_bytes()
     files.append((str(path), hashlib.sha256(stored).hexdigest()))
-    content = pickle.loads(stored, encoding="bytes")
+    content = _BatchUnpickler(io.BytesIO(stored), encoding="bytes").load()
     images = np.asarray(content[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, np.asarray(content[b"labels"], np.int32)
 
@@ -212,13 +237,25 @@ def _how_to_get(name: str) -> str:
           "tensorflow-datasets and let tfds download it.")
 
 
+def _first_line(error: Exception) -> str:
+  reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  return f"{type(error).__name__}{': ' + reason if reason else ''}"
+
+
+def _dataset(name, splits, files, source) -> Dataset:
+  (train_images, train_labels), (test_images, test_labels) = splits["train"], splits["test"]
+  mean, std = channel_statistics(train_images)
+  return Dataset(name, train_images, train_labels, test_images, test_labels,
+                 source, mean, std, files)
+
+
 def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None,
          verify: bool = True) -> Dataset:
   """Loads ``name`` from the first source that has it (see the module docstring).
 
   Args:
     name: one of :data:`DATASETS`.
-    data_dir: a folder of IDX files or CIFAR-10 batches, tried first.
+    data_dir: a folder of IDX files or CIFAR-10 batches; when given, the only source.
     tfds_data_dir: where tensorflow-datasets keeps its data.
     verify: check MNIST's files against the original release's MD5 sums.
 
@@ -234,7 +271,17 @@ def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None,
   sources = []
   file_loader = _load_cifar if name == "cifar10" else (lambda d: _load_idx(d, name, verify))
   if data_dir is not None:
-    sources.append((f"--data-dir {data_dir}", lambda: file_loader(pathlib.Path(data_dir))))
+    # A folder the user names is the only source: never silently another copy.
+    if not pathlib.Path(data_dir).is_dir():
+      raise DataUnavailable(f"--data-dir {data_dir}: no such directory")
+    try:
+      splits, files = file_loader(pathlib.Path(data_dir))
+    except ChecksumMismatch:
+      raise
+    except Exception as error:
+      raise DataUnavailable(f"--data-dir {data_dir}: {_first_line(error)}. "
+                            + _how_to_get(name)) from None
+    return _dataset(name, splits, files, f"--data-dir {data_dir}")
   if name == "fashion_mnist":
     sources.append((f"Debian's dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})",
                     lambda: _load_idx(DEBIAN_FASHION_MNIST, name)))
@@ -245,13 +292,9 @@ def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None,
     except ChecksumMismatch:
       raise  # the data is there but wrong: never silently replaced by another source
     except Exception as error:  # every failure is reported, none is fatal alone
-      reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-      attempts.append(f"{description}: {type(error).__name__}{': ' + reason if reason else ''}")
+      attempts.append(f"{description}: {_first_line(error)}")
       continue
-    (train_images, train_labels), (test_images, test_labels) = splits["train"], splits["test"]
-    mean, std = channel_statistics(train_images)
-    return Dataset(name, train_images, train_labels, test_images, test_labels,
-                   description, mean, std, files)
+    return _dataset(name, splits, files, description)
   raise DataUnavailable(f"No source could provide {name}. Tried: " + "; ".join(attempts)
                         + ". " + _how_to_get(name))
 

@@ -1,7 +1,8 @@
 """Terminal output of a run: a progress bar per epoch and one summary line.
 
-On a terminal the bar redraws in place; in a log (not a TTY) only the summary
-lines appear; quiet mode prints nothing.
+On a terminal the bar redraws in place with the time left in the epoch; in a
+log (not a TTY) only the summary lines appear, each with the time left in the
+run; quiet mode prints nothing.
 """
 
 from __future__ import annotations
@@ -26,8 +27,19 @@ class Progress:
     return EpochBar(self, label, steps, examples_per_step)
 
 
+def duration(seconds: float) -> str:
+  """``42 s``, ``7 min``, ``2 h 05 min``: a time left, as precise as it is useful."""
+  seconds = max(float(seconds), 0.0)
+  if seconds < 90:
+    return f"{seconds:.0f} s"
+  minutes = round(seconds / 60)
+  if minutes < 90:
+    return f"{minutes} min"
+  return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 class EpochBar:
-  """``label [#####.....] 120/469 loss 0.3521 2345 img/s``, redrawn in place."""
+  """``label [#####.....] 120/469 loss 0.3521 2345 img/s, 12 s left``, redrawn in place."""
 
   WIDTH = 24
 
@@ -48,10 +60,12 @@ class EpochBar:
       return
     self.last_draw = now
     filled = int(self.WIDTH * step / max(self.steps, 1))
-    rate = step * self.examples_per_step / max(now - self.start, 1e-9)
+    elapsed = max(now - self.start, 1e-9)
+    rate = step * self.examples_per_step / elapsed
+    left = elapsed / max(step, 1) * (self.steps - step)
     self.progress.stream.write(
         f"\r{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {step}/{self.steps} "
-        f"loss {float(loss):.4f} {rate:,.0f} img/s")
+        f"loss {float(loss):.4f} {rate:,.0f} img/s, {duration(left)} left\033[K")
     self.progress.stream.flush()
 
   def close(self) -> float:

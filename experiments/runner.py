@@ -14,9 +14,13 @@ Two schedules for the projections (Barlaud & Guyard, ICPR 2020):
 The literature's other sparsifiers (``halo``, ``gsef``, ``l1_over_l2``,
 ``magnitude``) run on the same footing; see :mod:`experiments.comparators`.
 
-A checkpoint (orbax) is written after every epoch; ``resume=True`` continues
-from the last one and ends with the same figures as an uninterrupted run with
-the same seed (data order, dropout and initialisation all derive from it).
+The settings are saved as ``OUT/config.json`` when a run starts, and a
+checkpoint (orbax) after every epoch; ``resume=True`` refuses settings that
+differ from the saved ones, continues from the last checkpoint and ends with
+the same figures as an uninterrupted run with the same seed (data order,
+dropout and initialisation all derive from it). Inside
+:func:`experiments.interrupt.deferred`, a signal stops the run between two
+steps, never inside a compilation or a checkpoint write.
 The result is ``OUT/result.json``, written atomically, with the paper's
 figures and two pictures of the constrained weights.
 """
@@ -29,6 +33,7 @@ import json
 import os
 import pathlib
 import platform
+import statistics
 import time
 from typing import Any, Callable
 
@@ -42,8 +47,10 @@ from flax import nnx
 import sparse_optax
 from experiments import comparators
 from experiments import data as data_lib
+from experiments import interrupt
 from experiments import plots
 from experiments.progress import Progress
+from experiments.progress import duration
 from sparse_optax import lottery, metrics, models
 
 MODELS = {"net4": models.Net4, "lenet300": models.LeNet300_100, "lfc4": models.LFC4,
@@ -60,6 +67,10 @@ LR_SCHEDULES = ("constant", "cosine")
 # the most sensitive); for the fully connected nets every kernel; for
 # SimpleNet every kernel but the first convolution and the classifier.
 DEFAULT_LAYERS = {"net4": ("conv2", "fc1")}
+
+
+# The settings a run started with, compared by ``resume``.
+CONFIG_FILE = "config.json"
 
 
 class ConfigError(ValueError):
@@ -115,6 +126,8 @@ def validate(config: RunConfig) -> None:
   if config.dataset not in MODEL_DATASETS[config.model]:
     raise ConfigError(f"--model {config.model} takes {' or '.join(MODEL_DATASETS[config.model])} "
                       f"images, not {config.dataset}")
+  if config.method in ("adam", "magnitude") and config.eta is not None:
+    raise ConfigError(f"--method {config.method} takes no --eta")
   if config.method not in ("adam", "magnitude"):
     if config.eta is None:
       what = "the radius of the ball" if config.method in PROJECTIONS else "its strength"
@@ -123,6 +136,9 @@ def validate(config: RunConfig) -> None:
       raise ConfigError(f"--eta must be >= 0, got {config.eta}")
   if config.layer_eta and config.method not in PROJECTIONS:
     raise ConfigError("--layer-eta needs a projection --method")
+  for name in ("epochs", "batch_size"):
+    if getattr(config, name) < 1:
+      raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
   lottery = config.method in PROJECTIONS and config.schedule == "lottery"
   if config.freeze_dead and not (config.method in PROJECTIONS and config.schedule == "every-step"):
     raise ConfigError("--freeze-dead needs a projection --method with --schedule every-step")
@@ -138,9 +154,6 @@ def validate(config: RunConfig) -> None:
   for name, radius in config.layer_eta:
     if not radius >= 0:
       raise ConfigError(f"--layer-eta {name}={radius}: the radius must be >= 0")
-  for name in ("epochs", "batch_size"):
-    if getattr(config, name) < 1:
-      raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
   if config.retrain_epochs < 0 or not config.lr > 0:
     raise ConfigError("--retrain-epochs must be >= 0 and --lr > 0")
   for name in ("train_examples", "test_examples"):
@@ -399,14 +412,21 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   validate(config)
   progress = progress or Progress()
   out = pathlib.Path(config.out)
+  if out.exists() and not out.is_dir():
+    raise ConfigError(f"--out {out} is a file; give a folder")
   result_path = out / "result.json"
+  if resume:
+    _check_same_settings(out, config)
   if result_path.exists():
     if resume:
       return json.loads(result_path.read_text())
     raise ConfigError(f"{out} already holds a finished run; choose another --out")
   if (out / "checkpoints").exists() and not resume:
     raise ConfigError(f"{out} holds an interrupted run; pass --resume to continue it")
+  if resume and saved_epoch(out) is None:
+    progress.line(f"nothing to resume in {out}: starting a new run")
   out.mkdir(parents=True, exist_ok=True)
+  _write_json(out / CONFIG_FILE, _settings(config))
 
   dataset = _subset(dataset or data_lib.load(config.dataset, config.data_dir, verify=config.verify_data), config)
   model = MODELS[config.model](rngs=nnx.Rngs(config.seed))
@@ -476,11 +496,12 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       phase = phase_of(config, epoch)
       step = lambda x, y: train_step(model, optimizer, x, y, penalty, scales, scales_optimizer)
       history.append(_train_epoch(model, step, dataset, config, epoch, total_epochs, phase,
-                                  sample, progress))
+                                  sample, progress, [h["seconds"] for h in history]))
       checkpoints.save(epoch, state_to_save())
       _write_json(out / "history.json", history)
       if after_epoch is not None:
         after_epoch(epoch)
+      interrupt.raise_if_requested()
   finally:
     checkpoints.close()
 
@@ -512,13 +533,38 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   return json.loads(result_path.read_text())  # as a resumed run reads it back
 
 
+def _settings(config: RunConfig) -> dict:
+  """The settings that define a run (all but ``out``), as JSON reads them back."""
+  return json.loads(json.dumps({k: v for k, v in dataclasses.asdict(config).items() if k != "out"}))
+
+
+def _check_same_settings(out: pathlib.Path, config: RunConfig) -> None:
+  """Refuses to resume ``out`` with settings other than those it started with."""
+  path = out / CONFIG_FILE
+  if not path.is_file():
+    return
+  saved, now = json.loads(path.read_text()), _settings(config)
+  differing = [f"--{name.replace('_', '-')} {saved.get(name)} (now {value})"
+               for name, value in now.items() if saved.get(name) != value]
+  if differing:
+    raise ConfigError(f"{out} was started with other settings: {'; '.join(differing)}. "
+                      "Resume with the saved settings, or choose another --out")
+
+
+def saved_epoch(out) -> int | None:
+  """The last epoch checkpointed in ``out``, or ``None``."""
+  folder = pathlib.Path(out) / "checkpoints"
+  epochs = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+  return max(epochs, default=None)
+
+
 def _selector(layers) -> Callable:
   """``(path, leaf) -> bool``: the kernels of the constrained layers."""
   return lambda path, leaf: path[0].key in layers and np.ndim(leaf) >= 2
 
 
 def _train_epoch(model, step, dataset, config, epoch, total_epochs, phase, sample,
-                 progress) -> dict:
+                 progress, earlier_seconds) -> dict:
   start = time.perf_counter()
   steps = len(dataset.train_images) // config.batch_size
   bar = progress.epoch(f"epoch {epoch}/{total_epochs} ({phase})", steps, config.batch_size)
@@ -528,6 +574,7 @@ def _train_epoch(model, step, dataset, config, epoch, total_epochs, phase, sampl
   for count, (x, y, _) in enumerate(batches, start=1):
     losses.append(step(x, y))
     bar.update(count, losses[-1])
+    interrupt.raise_if_requested()
   mean_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
   throughput = bar.close()
   accuracy = evaluate(model, dataset, dataset.test_images, dataset.test_labels, config.batch_size)
@@ -540,7 +587,9 @@ def _train_epoch(model, step, dataset, config, epoch, total_epochs, phase, sampl
   progress.line(
       f"epoch {epoch}/{total_epochs} ({phase}): loss {mean_loss:.4f}, accuracy "
       f"{100 * accuracy:.2f} %, {report.maccs_effective / 1e3:,.1f} k-MACCs effective, "
-      f"{100 * record['nonzero_fraction']:.1f} % non-zero, {throughput:,.0f} img/s, {seconds:.1f} s")
+      f"{100 * record['nonzero_fraction']:.1f} % non-zero, {throughput:,.0f} img/s, {seconds:.1f} s"
+      + (f", about {duration(statistics.fmean(earlier_seconds + [seconds]) * (total_epochs - epoch))} "
+         "left" if epoch < total_epochs else ""))
   return record
 
 

@@ -71,7 +71,8 @@ def sweep(base: runner.RunConfig, methods, etas, seeds, out, *,
     progress.line(f"[{i}/{len(configs)}] {run_name(config)}" + (" (done)" if finished else ""))
     if not finished and dataset is None:
       dataset = data_lib.load(config.dataset, config.data_dir, verify=config.verify_data)
-    result = runner.run(config, resume=True, progress=progress, dataset=dataset)
+    result = runner.run(config, resume=pathlib.Path(config.out).exists(), progress=progress,
+                        dataset=dataset)
     rows.append(csv_row(result, config.out))
   csv_path = out / "sweep.csv"
   with open(csv_path, "w", newline="") as f:

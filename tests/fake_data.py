@@ -42,7 +42,7 @@ def idx_dataset(directory, *, train=256, test=64, seed=0, compress=True, learnab
   return arrays
 
 
-def cifar_batches(directory, *, per_batch=20, seed=0):
+def cifar_batches(directory, *, per_batch=20, seed=0, protocol=pickle.HIGHEST_PROTOCOL):
   """CIFAR-10 python batches (rows of 3072 bytes, channel-major)."""
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
@@ -52,6 +52,6 @@ def cifar_batches(directory, *, per_batch=20, seed=0):
     rows = rng.integers(0, 256, (per_batch, 3072)).astype(np.uint8)
     labels = rng.integers(0, 10, per_batch).tolist()
     with open(directory / name, "wb") as f:
-      pickle.dump({b"data": rows, b"labels": labels}, f)
+      pickle.dump({b"data": rows, b"labels": labels}, f, protocol=protocol)
     written[name] = (rows, labels)
   return written

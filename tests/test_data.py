@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import pathlib
+import pickle
 
 import numpy as np
 import pytest
@@ -57,12 +58,49 @@ def test_nothing_reachable_says_what_was_tried(tmp_path, monkeypatch):
 
   monkeypatch.setattr(data, "_load_tfds", offline)
   with pytest.raises(data.DataUnavailable) as caught:
-    data.load("fashion_mnist", tmp_path / "empty")
+    data.load("fashion_mnist")
   message = str(caught.value)
-  assert "--data-dir" in message and "empty" in message
   assert "Debian's dataset-fashion-mnist" in message and "not-installed" in message
   assert "tensorflow-datasets: ConnectionError: Failed to reach" in message
   assert "apt-get install dataset-fashion-mnist" in message and "long stack" not in message
+
+
+def test_a_named_folder_that_fails_is_an_error_not_another_copy(tmp_path):
+  missing = tmp_path / "no" / "such" / "dir"
+  with pytest.raises(data.DataUnavailable) as caught:
+    data.load("fashion_mnist", missing)  # Debian's copy may be installed: not used
+  message = str(caught.value)
+  assert message == f"--data-dir {missing}: no such directory"
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_of_any_pickle_protocol(tmp_path, protocol):
+  written = fake_data.cifar_batches(tmp_path, protocol=protocol)
+  dataset = data.load("cifar10", tmp_path)
+  np.testing.assert_array_equal(dataset.test_labels, written["test_batch"][1])
+
+
+class _Touch:
+  """Unpickling it creates a file: the smallest proof that code ran."""
+
+  def __init__(self, path):
+    self.path = path
+
+  def __reduce__(self):
+    return (pathlib.Path.touch, (self.path,))
+
+
+def test_a_crafted_cifar_batch_is_refused_without_running_its_code(tmp_path):
+  fake_data.cifar_batches(tmp_path)
+  target = tmp_path / "pwned"
+  payload = pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0],
+                          b"x": _Touch(target)})
+  (tmp_path / "data_batch_3").write_bytes(payload)
+  with pytest.raises(data.DataUnavailable) as caught:
+    data.load("cifar10", tmp_path)
+  message = str(caught.value)
+  assert "refusing to unpickle" in message and len(message.splitlines()) == 1
+  assert not target.exists()
 
 
 def test_corrupt_idx_is_reported(tmp_path):

@@ -201,8 +201,8 @@ def test_bad_flags_end_in_one_line(args, message, capsys):
 def test_missing_data_is_one_message(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(data, "_load_tfds", lambda name, data_dir: (_ for _ in ()).throw(
       ConnectionError("no network")))
-  code, _, err = run_cli(["run", "--model", "lfc4", "--dataset", "mnist", "--data-dir",
-                          str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--quiet"], capsys)
+  code, _, err = run_cli(["run", "--model", "lfc4", "--dataset", "mnist",
+                          "--out", str(tmp_path / "o"), "--quiet"], capsys)
   assert code == 3 and "No source could provide mnist" in err and "Traceback" not in err
 
 
