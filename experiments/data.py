@@ -233,8 +233,8 @@ def _how_to_get(name: str) -> str:
     offline = "put the four MNIST IDX .gz files in a folder and pass --data-dir"
   else:
     offline = "unpack cifar-10-python.tar.gz and pass its folder with --data-dir"
-  return (f"To get {name}: {offline}; or, online, install tensorflow next to "
-          "tensorflow-datasets and let tfds download it.")
+  return (f"To get {name}: {offline}; or, with network access, tensorflow-datasets "
+          "downloads and prepares it.")
 
 
 def _first_line(error: Exception) -> str:
