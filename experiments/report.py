@@ -109,8 +109,8 @@ def command(setting) -> str:
     parts.append("--freeze-dead")
   if run.get("rewind_to_epoch"):
     parts.append(f"--rewind-to-epoch {run['rewind_to_epoch']}")
-  elif run["method"] != "adam":
-    parts.append(f"--keep {run.get('keep', 0.1):g}")
+  if run["method"] not in ("adam", *runner.PROJECTIONS):  # the comparators' final pruning
+    parts.append(f"--keep {run.get('keep', runner.RunConfig.keep):g}")
   parts.append(f"--epochs {run['epochs']}")
   if len(runner.phases(_config_of(run))) > 1:
     parts.append(f"--retrain-epochs {run['retrain_epochs']}")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import io
 import json
 import pathlib
 
@@ -12,6 +13,7 @@ import tensorflow_datasets as tfds
 
 import sparse_optax
 from experiments import cli, data, runner, sweep
+from experiments import progress as progress_lib
 from experiments.progress import Progress
 
 import fake_data
@@ -247,3 +249,47 @@ def test_real_mnist_smoke_run_records_the_files_it_read(tmp_path):
     assert record["sha256"] == hashlib.sha256(pathlib.Path(record["path"]).read_bytes()).hexdigest()
   assert result["accuracy"] > 0.85
   assert result["maccs_effective"] < result["maccs_dense"]
+
+
+def test_interrupted_sweep_gives_the_same_command_and_a_run_its_resume():
+  argv = ["sweep", "--model", "lenet300", "--dataset", "mnist", "--seed", "0,1", "--out", "x y"]
+  hint = cli._continue_hint(cli.parser().parse_args(argv), argv)
+  assert hint.endswith("continue with the same command: python -m experiments sweep --model "
+                       "lenet300 --dataset mnist --seed 0,1 --out 'x y'")
+  argv = ["run", "--model", "lenet300", "--dataset", "mnist", "--out", "/no/such/run"]
+  hint = cli._continue_hint(cli.parser().parse_args(argv), argv)
+  assert hint == ("no epoch of /no/such/run had finished, nothing is saved; continue with: "
+                  "python -m experiments run --model lenet300 --dataset mnist --out /no/such/run "
+                  "--resume")
+
+
+@pytest.mark.parametrize("seconds,text", [(0.4, "0 s"), (89, "89 s"), (91, "2 min"),
+                                          (3600, "60 min"), (5400, "1 h 30 min"),
+                                          (7260, "2 h 01 min")])
+def test_time_left_is_said_as_precisely_as_useful(seconds, text):
+  assert progress_lib.duration(seconds) == text
+
+
+def test_progress_bar_says_the_time_left_in_the_epoch():
+  stream = io.StringIO()
+  stream.isatty = lambda: True
+  bar = Progress(stream=stream).epoch("epoch 1/3", steps=10, examples_per_step=32)
+  bar.start -= 2.0  # two seconds for the first 4 steps: 3 s for the other 6
+  bar.update(4, 0.5)
+  assert "4/10 loss 0.5000" in stream.getvalue() and "3 s left" in stream.getvalue()
+
+
+@pytest.mark.slow
+def test_cli_through_tensorflow_datasets_mock_data(tmp_path, capsys):
+  # The tfds source, reached the way a user without --data-dir reaches it.
+  with tfds.testing.mock_data(num_examples=64):
+    code, out, err = run_cli(["run", "--model", "lenet300", "--dataset", "mnist", "--epochs", "1",
+                              "--batch-size", "16", "--out", str(tmp_path / "tfds"), "--quiet"],
+                             capsys)
+  assert code == 0, err
+  assert json.loads((tmp_path / "tfds" / "result.json").read_text())["data_source"] == \
+      "tensorflow-datasets"
+
+
+def test_what_tensorflow_datasets_imports_to_prepare_a_dataset_is_installed():
+  import importlib_resources  # noqa: F401  (tfds imports it undeclared when preparing)
