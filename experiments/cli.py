@@ -23,10 +23,13 @@ from experiments.progress import Progress
 # lottery, about a minute of training on 2 CPU cores. A first sweep here
 # (10 + 10 epochs, seed 0) gave Adam 88.8 % at 266 k-MACCs and PGL11
 # 86.9 / 88.4 / 89.2 % at eta = 500 / 1000 / 2000 with 81 / 143 / 202 k-MACCs.
-DEMO = dict(model="lenet300", dataset="fashion_mnist", schedule="lottery", epochs=10,
-            retrain_epochs=10, lr=1e-3, batch_size=128)
+DEMO = dict(model="lenet300", dataset="fashion_mnist", schedule="lottery", epochs=10)
 DEMO_METHODS = ("adam", "pgl11")
 DEMO_ETA = 1000.0
+
+
+# Every flag's default is the field's default in runner.RunConfig, written once there.
+DEFAULTS = runner.RunConfig(model="", dataset="")
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -83,41 +86,41 @@ def _add_run_flags(parser, *, grid: bool):
   parser.add_argument("--dataset", required=True, choices=list(data_lib.DATASETS),
                       help="the images to train on")
   if grid:
-    parser.add_argument("--method", type=csv_of(str), default=("adam",),
+    parser.add_argument("--method", type=csv_of(str), default=(DEFAULTS.method,),
                         help=f"comma-separated, from {', '.join(runner.METHODS)}")
     parser.add_argument("--eta", type=csv_of(float), default=(None,),
                         help="comma-separated radii (or comparator strengths)")
-    parser.add_argument("--seed", type=csv_of(int), default=(0,), help="comma-separated seeds")
+    parser.add_argument("--seed", type=csv_of(int), default=(DEFAULTS.seed,), help="comma-separated seeds")
   else:
-    parser.add_argument("--method", default="adam", choices=list(runner.METHODS),
+    parser.add_argument("--method", default=DEFAULTS.method, choices=list(runner.METHODS),
                         help="adam alone, a projection (pgl1, pgl21, pgl11, pgl1inf, "
                              "bilevel_l1inf) after adam, or a comparator")
     parser.add_argument("--eta", type=float,
                         help="radius of the ball (projections); strength of halo, gsef, l1_over_l2")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation and shuffling")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="initialisation and shuffling")
   parser.add_argument("--layers", type=csv_of(str),
                       help="comma-separated layer names to constrain (default: as in the paper)")
   parser.add_argument("--layer-eta", type=_layer_radii, default=(),
                       help="per-layer radii replacing --eta, e.g. fc5=40,fc1=800 "
                            "(those layers are constrained too)")
-  parser.add_argument("--keep", type=float, default=0.1,
+  parser.add_argument("--keep", type=float, default=DEFAULTS.keep,
                       help="halo, l1_over_l2, magnitude: fraction of the constrained weights kept "
                            "by the final pruning; gsef: fraction of each layer's groups kept")
-  parser.add_argument("--schedule", default="every-step", choices=list(runner.SCHEDULES),
+  parser.add_argument("--schedule", default=DEFAULTS.schedule, choices=list(runner.SCHEDULES),
                       help="every-step (Algorithm 1) or lottery (Algorithm 4)")
-  parser.add_argument("--epochs", type=int, default=10,
+  parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
                       help="epochs of training (the lottery's first phase)")
-  parser.add_argument("--retrain-epochs", type=int, default=10,
+  parser.add_argument("--retrain-epochs", type=int, default=DEFAULTS.retrain_epochs,
                       help="epochs of the lottery's retraining")
-  parser.add_argument("--rewind-to-epoch", type=int, default=0,
+  parser.add_argument("--rewind-to-epoch", type=int, default=DEFAULTS.rewind_to_epoch,
                       help="lottery: rewind to the weights after this many epochs (late "
                            "rewinding) instead of the initial ones")
   parser.add_argument("--freeze-dead", action="store_true",
                       help="every-step: a group the projection zeroes stays zero")
-  parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
-  parser.add_argument("--lr-schedule", default="constant", choices=list(runner.LR_SCHEDULES),
+  parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam's learning rate")
+  parser.add_argument("--lr-schedule", default=DEFAULTS.lr_schedule, choices=list(runner.LR_SCHEDULES),
                       help="cosine: decay to 0 over each phase")
-  parser.add_argument("--batch-size", type=int, default=128, help="examples per step")
+  parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="examples per step")
   parser.add_argument("--out", help="output folder (default: runs/MODEL_DATASET_METHOD_SCHEDULE)")
   parser.add_argument("--data-dir", help="folder with IDX files or CIFAR-10 python batches")
   parser.add_argument("--no-verify", dest="verify_data", action="store_false",

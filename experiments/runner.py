@@ -201,7 +201,7 @@ def phases(config: RunConfig) -> list[tuple[str, int]]:
 def schedule_label(run: dict) -> str:
   """How a run trains, for tables: the projections' schedule, or the
   comparator's recipe. ``run`` holds a run's settings (a result or its row)."""
-  method, keep = run["method"], run.get("keep") or 0.1
+  method, keep = run["method"], run.get("keep") or RunConfig.keep
   if method == "adam":
     return "-"
   if method in PROJECTIONS:
