@@ -43,6 +43,15 @@ def assert_trees_close(got, expected, **tolerances):
     np.testing.assert_allclose(np.asarray(g, np.float64), np.asarray(e, np.float64), **tolerances)
 
 
+def jacrev(fn, argnums=0):
+  # Jitted: one compilation of the whole Jacobian instead of op-by-op dispatch.
+  return jax.jit(jax.jacrev(fn, argnums=argnums))
+
+
+def jacfwd(fn, argnums=0):
+  return jax.jit(jax.jacfwd(fn, argnums=argnums))
+
+
 def random_vector(n=50, seed=0, scale=1.0):
   return (scale * np.random.RandomState(seed).randn(n)).astype(np.float32)
 
@@ -76,8 +85,8 @@ def test_ball_jacobians_identity_inside_and_on_the_boundary(name):
   x = random_vector()
   value = np.float32(norm(x))
   for radius in (2 * value, value):
-    np.testing.assert_allclose(jax.jacrev(fn)(x, radius), np.eye(x.size), atol=1e-6)
-    np.testing.assert_allclose(jax.jacrev(fn, argnums=1)(x, radius), np.zeros(x.size), atol=1e-6)
+    np.testing.assert_allclose(jacrev(fn)(x, radius), np.eye(x.size), atol=1e-6)
+    np.testing.assert_allclose(jacrev(fn, argnums=1)(x, radius), np.zeros(x.size), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(SPHERES))
@@ -86,15 +95,15 @@ def test_ball_jacobian_outside_is_the_spheres(name):
   x = random_vector()
   radius = np.float32(NORMS[name](x) / 2)
   for argnums in (0, 1):
-    np.testing.assert_allclose(jax.jacrev(fn, argnums=argnums)(x, radius),
-                               jax.jacrev(sphere, argnums=argnums)(x, radius), atol=1e-6)
+    np.testing.assert_allclose(jacrev(fn, argnums=argnums)(x, radius),
+                               jacrev(sphere, argnums=argnums)(x, radius), atol=1e-6)
 
 
 def test_l2_ball_jacobian_outside_is_the_analytic_one():
   x = random_vector().astype(np.float64)
   n = np.linalg.norm(x)
   expected = (n / 2) / n * (np.eye(x.size) - np.outer(x, x) / n ** 2)
-  np.testing.assert_allclose(jax.jacrev(projections.l2_ball)(jnp.asarray(x, jnp.float32), n / 2),
+  np.testing.assert_allclose(jacrev(projections.l2_ball)(jnp.asarray(x, jnp.float32), n / 2),
                              expected, atol=1e-6)
 
 
@@ -173,8 +182,8 @@ def test_simplex_jacobian(scale):
   x = (scale * rng.rand(5)).astype(np.float32)
   v = (scale * rng.randn(5)).astype(np.float32)
   expected = simplex_jacobian(projections.simplex(x))
-  np.testing.assert_allclose(jax.jacfwd(projections.simplex)(x), expected, atol=1e-6)
-  np.testing.assert_allclose(jax.jacrev(projections.simplex)(x), expected, atol=1e-6)
+  np.testing.assert_allclose(jacfwd(projections.simplex)(x), expected, atol=1e-6)
+  np.testing.assert_allclose(jacrev(projections.simplex)(x), expected, atol=1e-6)
   (vjp,) = jax.vjp(projections.simplex, x)[1](v)
   np.testing.assert_allclose(vjp, v @ expected, rtol=1e-5, atol=1e-6 * scale)
   jvp = jax.jvp(projections.simplex, (x,), (v,))[1]
@@ -272,8 +281,8 @@ def test_jacobian_inside_the_ball_is_the_identity_at_zero_entries(name):
   x = jnp.array([0.0, 0.5, -0.2])
   fn = getattr(projections, name)
   call = (lambda v: fn(v, 10.0, jnp.ones(3))) if name == "weighted_l1_ball" else (lambda v: fn(v, 10.0))
-  np.testing.assert_array_equal(jax.jacfwd(call)(x), np.eye(3))
-  np.testing.assert_array_equal(jax.jacrev(call)(x), np.eye(3))
+  np.testing.assert_array_equal(jacfwd(call)(x), np.eye(3))
+  np.testing.assert_array_equal(jacrev(call)(x), np.eye(3))
 
 
 def test_l1inf_derivative_is_one_at_a_zero_entry_below_its_level():
@@ -282,7 +291,7 @@ def test_l1inf_derivative_is_one_at_a_zero_entry_below_its_level():
   x = jnp.array([[3.0, 0.0, -2.0], [0.1, 0.1, 0.1]])
   p = projections.l1inf_ball(x, 1.5)
   np.testing.assert_allclose(p[0], [1.5, 0.0, -1.5], atol=1e-6)
-  jac = jax.jacfwd(lambda v: projections.l1inf_ball(v, 1.5))(x)
+  jac = jacfwd(lambda v: projections.l1inf_ball(v, 1.5))(x)
   assert float(jac[0, 1, 0, 1]) == 1.0
   numeric = (projections.l1inf_ball(x.at[0, 1].add(1e-3), 1.5)
              - projections.l1inf_ball(x.at[0, 1].add(-1e-3), 1.5)) / 2e-3
@@ -292,7 +301,7 @@ def test_l1inf_derivative_is_one_at_a_zero_entry_below_its_level():
 def test_weighted_l1_unconstrained_zero_entry_has_derivative_one():
   x = jnp.array([0.0, 2.0, -3.0])
   w = jnp.array([0.0, 1.0, 1.0])
-  jac = jax.jacfwd(lambda v: projections.weighted_l1_ball(v, 1.0, w))(x)
+  jac = jacfwd(lambda v: projections.weighted_l1_ball(v, 1.0, w))(x)
   assert float(jac[0, 0]) == 1.0
 
 
@@ -313,7 +322,7 @@ def test_jacobian_on_the_boundary_is_the_identity(method):
   radius = jnp.sum(jnp.abs(jnp.asarray(x)))
   call = lambda v: projections.l1_ball(v, radius, method=method)
   np.testing.assert_array_equal(call(x), x)
-  np.testing.assert_array_equal(jax.jacrev(call)(x), np.eye(x.size))
+  np.testing.assert_array_equal(jacrev(call)(x), np.eye(x.size))
 
 
 def test_a_tuple_is_one_vector_not_a_stacked_array():
@@ -321,3 +330,14 @@ def test_a_tuple_is_one_vector_not_a_stacked_array():
   got = projections.l1_ball((a, b), 2.0)
   assert isinstance(got, tuple) and got[0].shape == (2,) and got[1].shape == (2,)
   np.testing.assert_allclose(np.concatenate(got), numpy_reference.l1_ball(np.r_[3.0, 0, 0, 1], 2.0))
+
+
+@pytest.mark.parametrize("name", ["l1_ball", "l1_sphere", "simplex", "l2_ball", "linf_ball",
+                                  "l21_ball", "l11_ball", "l1inf_ball", "bilevel_l1inf_ball"])
+def test_a_concrete_radius_array_closed_over_inside_jit(name):
+  # Inside a trace, NumPy functions on a concrete jax.Array stage JAX ops; the
+  # radius check must read the value without them.
+  fn = getattr(projections, name)
+  x = jnp.asarray(ARRAY_2D)
+  radius = jnp.asarray(2.5)
+  np.testing.assert_allclose(jax.jit(lambda v: fn(v, radius))(x), fn(x, 2.5), rtol=1e-6)

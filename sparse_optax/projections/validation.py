@@ -84,7 +84,7 @@ def radius(value, fn_name: str, name: str = "radius") -> jax.Array:
       dtype = jnp.result_type(value)
       if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"{fn_name}: {name} must be real, got dtype {dtype}.")
-    if float(np.real(value)) < 0:
+    if float(np.real(np.asarray(value))) < 0:
       raise ValueError(
           f"{fn_name}: {name} must be >= 0, got {value}. A radius of 0 "
           "projects onto {{0}}; a traced negative radius behaves as 0."
