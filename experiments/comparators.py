@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sparse_optax import pruning
 from sparse_optax import regularizers
 
 COMPARATORS = ("halo", "gsef", "l1_over_l2", "magnitude")
@@ -100,7 +101,7 @@ def final_zeroing(method: str, keep: float, params, layers, selected) -> dict | 
   (None when the method has none; magnitude pruning's zeros come from its
   rounds)."""
   if method in ("halo", "l1_over_l2"):
-    return regularizers.prune_by_magnitude(params, fraction=1 - keep, selected=selected)
+    return pruning.prune_by_magnitude(params, fraction=1 - keep, selected=selected)
   if method == "gsef":
     return regularizers.tree_keep_top_groups(params, _group_counts(keep, layers))
   return None
@@ -108,5 +109,5 @@ def final_zeroing(method: str, keep: float, params, layers, selected) -> dict | 
 
 def next_mask(keep: float, round_index: int, params, mask, selected):
   """Magnitude pruning's mask after round ``round_index``."""
-  return regularizers.magnitude_mask(params, round_fraction(keep, round_index), mask,
+  return pruning.magnitude_mask(params, round_fraction(keep, round_index), mask,
                                      selected=selected)

@@ -18,6 +18,7 @@ from sparse_optax import lottery
 from sparse_optax import metrics
 from sparse_optax import models
 from sparse_optax import projections
+from sparse_optax import pruning
 from sparse_optax import regularizers
 from sparse_optax.compact import compact
 from sparse_optax.lottery import LotteryTicketState
@@ -49,5 +50,6 @@ __all__ = (
     "project_l21",
     "project_weighted_l1",
     "projections",
+    "pruning",
     "regularizers",
 )
