@@ -6,6 +6,7 @@ import functools
 
 import jax
 from jax import flatten_util
+from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,12 +29,19 @@ def simplex_magnitudes(a, radius, start=None, method="newton"):
   """
   top = jnp.max(a)
   unshifted = (radius >= top) & (jnp.sum(jnp.maximum(a, 0)) >= radius)
-  gap = top - a
-  b = jnp.where(unshifted, jnp.maximum(a, 0), jnp.where(gap < radius, radius - gap, 0))
-  theta = _threshold.l1_threshold(b, radius, (0,), method, start)
-  # `where`, not `maximum`: at b == θ the derivative is the dropped side's, 0,
-  # where `maximum` would split it in halves.
-  return jnp.where(b > theta, b - theta, 0), theta
+
+  def solve(b):
+    theta = _threshold.l1_threshold(b, radius, (0,), method, start)
+    # `where`, not `maximum`: at b == θ the derivative is the dropped side's,
+    # 0, where `maximum` would split it in halves.
+    return jnp.where(b > theta, b - theta, 0), theta
+
+  def shifted():
+    gap = top - a
+    return solve(jnp.where(gap < radius, radius - gap, 0))
+
+  # A branch, not a select: the common case reads `a` as it is.
+  return lax.cond(unshifted, lambda: solve(jnp.maximum(a, 0)), shifted)
 
 
 def _l1_ball_from(x, radius, start, method):
@@ -41,11 +49,15 @@ def _l1_ball_from(x, radius, start, method):
   flat = x.reshape(-1).astype(dtype)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   a = jnp.abs(flat)
-  magnitudes, theta = simplex_magnitudes(a, r, start, method)
-  # Inside the ball (boundary included) the result is x itself, and so is the
-  # derivative: the identity, also at entries that are exactly 0.
   inside = jnp.sum(a) <= r
-  projected = jnp.where(inside, flat, jnp.sign(flat) * magnitudes)
+
+  def project():
+    magnitudes, theta = simplex_magnitudes(a, r, start, method)
+    return jnp.sign(flat) * magnitudes, theta
+
+  # Inside the ball (boundary included) the result is x itself, and so is the
+  # derivative: the identity, also at entries that are exactly 0. No search.
+  projected, theta = lax.cond(inside, lambda: (flat, jnp.zeros((1,), dtype)), project)
   return projected.reshape(x.shape).astype(x.dtype), theta
 
 
