@@ -141,6 +141,18 @@ def _layers_flag_needed(run: dict) -> bool:
   return list(runner.constrained_layers(model, defaults)) != list(run["layers"])
 
 
+def training_note(run: dict) -> str:
+  """What a row changed from the runner's defaults: projected layers, rate, batch."""
+  notes = []
+  if run["method"] != "adam" and _layers_flag_needed(run):
+    notes.append(", ".join(run["layers"]) + " projected")
+  if run["lr"] != runner.RunConfig.lr:
+    notes.append(f"lr {run['lr']:g}")
+  if run["batch_size"] != runner.RunConfig.batch_size:
+    notes.append(f"batch {run['batch_size']}")
+  return "; ".join(notes) or "-"
+
+
 def summary(setting) -> dict:
   """Means and standard deviations over the seeds of one setting."""
   runs = setting["runs"]
@@ -149,7 +161,7 @@ def summary(setting) -> dict:
             "accuracy": [100 * r["accuracy"] for r in runs]}
   first = runs[0]
   out = {"label": label(first), "method": first["method"], "seeds": len(runs),
-         "schedule": runner.schedule_label(first),
+         "schedule": runner.schedule_label(first), "training": training_note(first),
          "epochs": first.get("epochs_total") or sum(e for _, e in runner.phases(_config_of(first)))}
   for key, vals in values.items():
     out[key] = statistics.fmean(vals)
@@ -195,16 +207,16 @@ def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[s
   lines = [title, "", f"Data: {DATASET_NAMES[dataset]}, {first['train_examples']:,} training and "
                       f"{first['test_examples']:,} test images, from {first['data_source']}"
            + _files_note(first) + ".", "",
-           "| # | Method | Schedule | Epochs | Memory (kB) | k-MACCs | Accuracy (%) "
+           "| # | Method | Schedule | Training | Epochs | Memory (kB) | k-MACCs | Accuracy (%) "
            "| Δ acc vs Adam (pts) | MACCs / Adam | Seeds |" + (" vs paper |" if paper else ""),
-           "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if paper else "")]
+           "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if paper else "")]
   for i, row in enumerate(rows, start=1):
     # Against Adam trained as many epochs, where there is such a run.
     adam = next((a for a in adams if a["epochs"] == row["epochs"]), adams[0] if adams else None)
     delta = "" if adam is None or row is adam else f"{row['accuracy'] - adam['accuracy']:+.2f}"
     ratio = "" if adam is None else f"{row['kmaccs'] / adam['kmaccs']:.3f}"
     lines.append(
-        f"| {i} | {row['label']} | {row['schedule']} | {row['epochs']} "
+        f"| {i} | {row['label']} | {row['schedule']} | {row['training']} | {row['epochs']} "
         f"| {_cell(row['memory_kb'], row['memory_kb_std'])} "
         f"| {_cell(row['kmaccs'], row['kmaccs_std'], 1)} "
         f"| {_cell(row['accuracy'], row['accuracy_std'])} | {delta} | {ratio} | {row['seeds']} |"
@@ -291,7 +303,9 @@ def write_report(results: pathlib.Path) -> pathlib.Path:
            "entropy of the weights (quantisation step 2⁻¹⁶) × weights / 8; k-MACCs are "
            "effective (dead neurons and inputs removed). "
            "Δ acc is against the Adam run with the same number of epochs where there is "
-           "one, else against the first Adam row.", ""]
+           "one, else against the first Adam row. Training gives what a row changed "
+           f"from the runner's defaults (Adam at lr {runner.RunConfig.lr:g}, batch "
+           f"{runner.RunConfig.batch_size}, the paper's projected layers).", ""]
   for (dataset, model), members in sorted(settings.items(), key=_section_rank):
     lines += table(dataset, model, members, results) + [""]
   pictures = pareto_plots(settings, results) if settings else []

@@ -53,9 +53,13 @@ def test_table_means_deltas_and_the_paper_beside(results):
   assert "PGL11 η=1000 (fc3=40)" in row and "| lottery |" in row
   assert f"| {pgl11_acc - 80.0:+.2f} |" in row  # against Adam with as many epochs (8 + 6)
   longer_adam = next(line for line in text.splitlines() if line.startswith("| 2 |"))
-  assert "| Adam | - | 14 |" in longer_adam and "| 80.00 ± 0.00 |  |" in longer_adam
+  assert "| Adam | - | - | 14 |" in longer_adam and "| 80.00 ± 0.00 |  |" in longer_adam
   assert f"| {145.0 / 266.2:.3f} |" in row and "| 145.0 ± 7.1 |" in row
   assert "## LeNet-300-100 on Fashion-MNIST (not in the paper)" in text
+  assert "| 3 | PGL11 η=1000 (fc3=40) | lottery | - |" in row  # default rate, batch, layers
+  assert report.training_note({"method": "pgl21", "model": "lenet300", "layers": ["fc1", "fc2"],
+                               "lr": 0.003, "batch_size": 64, "eta": 50.0, "dataset": "mnist"}) \
+      == "fc1, fc2 projected; lr 0.003; batch 64"
   assert "| PGL11 η=400 | 83 | 150 | 97.8 |" not in text  # the paper's MNIST rows: not here
   assert "[row 1](fashion_mnist/lenet300/adam/adam_seed0/weights.png)" in text
   for name in ("pareto_maccs.png", "pareto_memory.png"):
