@@ -66,6 +66,7 @@ def test_gsef_ends_with_k_groups_per_layer(tiny, tmp_path):
   assert result["maccs_effective"] < 0.05 * result["maccs_dense"]
 
 
+@pytest.mark.slow
 def test_gsef_prox_alone_zeroes_groups_that_adam_keeps(tiny, tmp_path):
   adam = runner.run(config(tiny, tmp_path / "adam", epochs=2), progress=QUIET)
   gsef = runner.run(config(tiny, tmp_path / "gsef", method="gsef", eta=0.05, keep=0.1, epochs=2),

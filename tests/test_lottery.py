@@ -149,6 +149,7 @@ def test_pruned_entries_stay_exactly_zero_through_adamw():
   assert np.all(moved[~pruned])  # the survivors train
 
 
+@pytest.mark.slow
 def test_first_update_after_the_prune_is_a_fresh_optimizer_on_the_masked_gradient():
   init, x, y = mlp_problem(3)
   inner = optax.adam(0.03)
@@ -163,6 +164,7 @@ def test_first_update_after_the_prune_is_a_fresh_optimizer_on_the_masked_gradien
   assert_trees_close(updates, expected, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_lottery_ticket_is_one_compilation_and_works_with_optax_wrappers():
   init, x, y = mlp_problem(4)
   traces = []

@@ -65,6 +65,7 @@ EFFECTIVE = {"conv1": 9 * 3 * 4 * 64, "conv2": 9 * 4 * 6 * 4, "fc1": 23 * 10, "f
 DENSE = {"conv1": 9 * 3 * 6 * 64, "conv2": 9 * 6 * 8 * 4, "fc1": 32 * 12, "fc2": 12 * 5}
 
 
+@pytest.mark.slow
 def test_planted_dead_units_and_effective_maccs():
   report = metrics.report(planted(), X)
   by_name = {layer.name: layer for layer in report.layers}
@@ -128,6 +129,7 @@ def test_dead_network_inputs_are_selected_away():
                              rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_projected_lfc4_compacts_exactly():
   model = models.LFC4(rngs=nnx.Rngs(0))
   params = nnx.state(model, nnx.Param)

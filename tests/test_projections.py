@@ -196,6 +196,7 @@ def test_vmap_of_weighted_ball_over_weights():
     np.testing.assert_allclose(g, projections.weighted_l1_ball(x, 1.0, w), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [0, 1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_bisection_safeguard_is_exact(monkeypatch, steps, dtype):
@@ -240,6 +241,7 @@ def test_l11_removes_exactly_the_groups_below_the_outer_threshold():
   assert dead_rows(projections.l1_ball(jnp.asarray(x), r)) < expected_dead
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps,gathered", [(1, False), (5, True), (_threshold.NEWTON_STEPS, True)])
 def test_rows_finished_on_a_gathered_copy_are_exact(monkeypatch, steps, gathered, x64):
   # 300 rows of 128 (trailing groups, many of them): once at most an eighth

@@ -16,6 +16,7 @@ def central_difference(f, x, v, eps=1e-6):
   return (np.asarray(f(x + eps * v)) - np.asarray(f(x - eps * v))) / (2 * eps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_jvp_matches_finite_differences(name, x64):
   rng = np.random.default_rng(0)

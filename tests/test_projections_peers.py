@@ -79,6 +79,7 @@ def test_ball_inside_boundary_outside(name, data):
   np.testing.assert_allclose(flat(outside), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(NORMS))
 def test_ball_jacobians_identity_inside_and_on_the_boundary(name):
   fn, norm = getattr(projections, name), NORMS[name]
@@ -89,6 +90,7 @@ def test_ball_jacobians_identity_inside_and_on_the_boundary(name):
     np.testing.assert_allclose(jacrev(fn, argnums=1)(x, radius), np.zeros(x.size), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SPHERES))
 def test_ball_jacobian_outside_is_the_spheres(name):
   fn, sphere = getattr(projections, name), SPHERES[name]
@@ -99,6 +101,7 @@ def test_ball_jacobian_outside_is_the_spheres(name):
                                jacrev(sphere, argnums=argnums)(x, radius), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_l2_ball_jacobian_outside_is_the_analytic_one():
   x = random_vector().astype(np.float64)
   n = np.linalg.norm(x)
@@ -176,6 +179,7 @@ def test_simplex_default_radius_is_one():
   np.testing.assert_allclose(np.asarray(projections.simplex(random_vector())).sum(), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [1.0, 1e9])
 def test_simplex_jacobian(scale):
   rng = np.random.RandomState(0)
@@ -208,6 +212,7 @@ def test_simplex_under_vmap(radius):
   assert np.all(p >= 0) and np.all(p <= radius)
 
 
+@pytest.mark.slow
 def test_gradient_through_vmapped_simplex_matches_finite_differences():
   rng = np.random.RandomState(0)
   xs = rng.rand(4, 5).astype(np.float32)

@@ -235,6 +235,7 @@ def test_real_fashion_mnist_smoke_run(tmp_path):
 REAL_MNIST = fake_data.REAL_MNIST
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="../shared/data/mnist is not beside the checkout")
 def test_real_mnist_smoke_run_records_the_files_it_read(tmp_path):
   settings = runner.RunConfig(model="lenet300", dataset="mnist", method="pgl11", eta=300.0,
