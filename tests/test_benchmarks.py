@@ -9,7 +9,8 @@ from experiments import bench_compact, bench_projections, bench_step
 def test_projection_benchmark_prints_its_tables(capsys):
   assert bench_projections.main(["--quick", "--repeats", "1"]) == 0
   out = capsys.readouterr().out
-  assert "| 1e+04 |" in out and "| 256x256 |" in out and "l11 / l1" in out
+  assert "| 1e+04 |" in out and "| 256x256 |" in out and "l11_ball / floor" in out
+  assert "## Group balls, float64 uniform[0, 1], beside the authors' C++" in out
 
 
 @pytest.mark.slow
