@@ -8,7 +8,6 @@ import jax
 from jax import flatten_util
 from jax import lax
 import jax.numpy as jnp
-import numpy as np
 
 from sparse_optax.projections import validation
 from sparse_optax.projections import _threshold
@@ -73,16 +72,6 @@ L1_BALL = warm_start.WarmStart(
                     static_argnames="method"))
 
 
-def _checked_vector_call(core, tree, radius, method, fn_name, *args):
-  """Checks what the ℓ1 family shares, then ``core(tree, radius, *args, method)``."""
-  leaves = validation.float_leaves(tree, fn_name)
-  validation.radius(radius, fn_name)
-  validation.method(method, fn_name)
-  if sum(np.size(leaf) for leaf in leaves) == 0:
-    return tree
-  return core(tree, radius, *args, method)
-
-
 def l1_ball(x, radius, *, method: str = "newton"):
   r"""Euclidean projection of ``x`` onto the ℓ1 ball of the given radius.
 
@@ -129,7 +118,7 @@ def l1_ball(x, radius, *, method: str = "newton"):
     ℓ1-ball for learning in high dimensions", ICML 2008. Condat, "Fast
     projection onto the simplex and the ℓ1 ball", Math. Program. 2016.
   """
-  return _checked_vector_call(_l1_ball, x, radius, method, "l1_ball")
+  return validation.vector_call(_l1_ball, x, radius, "l1_ball", solver=method)
 
 
 @functools.partial(jax.jit, static_argnames="method")
@@ -167,7 +156,7 @@ def l1_sphere(x, radius, *, method: str = "newton"):
     >>> l1_sphere(jnp.array([0.5, -0.25, 0.0]), 1.5)
     Array([ 0.75, -0.5 ,  0.25], dtype=float32)
   """
-  return _checked_vector_call(_l1_sphere, x, radius, method, "l1_sphere")
+  return validation.vector_call(_l1_sphere, x, radius, "l1_sphere", solver=method)
 
 
 @functools.partial(jax.jit, static_argnames="method")
@@ -212,7 +201,7 @@ def simplex(x, radius=1.0, *, method: str = "newton"):
     Held, Wolfe & Crowder, "Validation of subgradient optimization", Math.
     Program. 1974; Condat, Math. Program. 2016.
   """
-  return _checked_vector_call(_simplex, x, radius, method, "simplex")
+  return validation.vector_call(_simplex, x, radius, "simplex", solver=method)
 
 
 def _weighted_l1_ball_from(x, radius, weights, start, method):
@@ -278,4 +267,5 @@ def weighted_l1_ball(x, radius, weights, *, method: str = "newton"):
   """
   validation.float_leaves(x, "weighted_l1_ball")
   weights = validation.tree_weights(weights, x, "weighted_l1_ball")
-  return _checked_vector_call(_weighted_l1_ball, x, radius, method, "weighted_l1_ball", weights)
+  return validation.vector_call(_weighted_l1_ball, x, radius, "weighted_l1_ball", weights,
+                                solver=method)

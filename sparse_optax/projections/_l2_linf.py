@@ -5,17 +5,8 @@ from __future__ import annotations
 import jax
 from jax import flatten_util
 import jax.numpy as jnp
-import numpy as np
 
 from sparse_optax.projections import validation
-
-
-def _checked_tree_call(core, tree, radius, fn_name):
-  leaves = validation.float_leaves(tree, fn_name)
-  validation.radius(radius, fn_name)
-  if sum(np.size(leaf) for leaf in leaves) == 0:
-    return tree
-  return core(tree, radius)
 
 
 @jax.jit
@@ -57,7 +48,7 @@ def l2_ball(x, radius):
     >>> l2_ball(jnp.array([3.0, -4.0]), 2.5)
     Array([ 1.5, -2. ], dtype=float32)
   """
-  return _checked_tree_call(_l2_ball, x, radius, "l2_ball")
+  return validation.vector_call(_l2_ball, x, radius, "l2_ball")
 
 
 def _clip_leaf(leaf, radius):
@@ -94,4 +85,4 @@ def linf_ball(x, radius):
     >>> linf_ball(jnp.array([3.0, -0.5, -4.0]), 1.0)
     Array([ 1. , -0.5, -1. ], dtype=float32)
   """
-  return _checked_tree_call(_linf_ball, x, radius, "linf_ball")
+  return validation.vector_call(_linf_ball, x, radius, "linf_ball")

@@ -157,3 +157,19 @@ def tree_weights(value, tree, fn_name: str):
         f"{jax.tree.structure(tree)}, got {jax.tree.structure(value)}."
     )
   return jax.tree.map(lambda w, leaf: weights(w, np.shape(leaf), fn_name), value, tree)
+
+
+
+def vector_call(core, tree, r, fn_name: str, *args, solver: str | None = None):
+  """Checks what the vector projections share, then ``core(tree, r, *args[, solver])``.
+
+  ``solver`` is the ``method`` argument of those that have one. An empty
+  pytree (no entries) comes back as it is.
+  """
+  leaves = float_leaves(tree, fn_name)
+  radius(r, fn_name)
+  if solver is not None:
+    method(solver, fn_name)
+  if sum(np.size(leaf) for leaf in leaves) == 0:
+    return tree
+  return core(tree, r, *args) if solver is None else core(tree, r, *args, solver)
