@@ -5,7 +5,8 @@ projections, then ends as its paper does, with the step that turns what it
 shrank into exact zeros, so its sparsity is real and counted:
 
 * ``halo`` (Seto et al. 2020): loss + ξ Σ|w|/λ² + ψ Σ|λ| with ξ = ψ = ``eta``,
-  the per-weight scales λ trained by their own Adam; then global magnitude
+  the per-weight scales λ trained by their own SGD (rate 0.1, momentum 0.9,
+  as in the reference code); then global magnitude
   pruning to the ``keep`` fraction of the constrained weights, no fine-tuning.
 * ``l1_over_l2`` (Berthelier et al. 2020): loss + ``eta`` Σ_g ‖w_g‖₁/‖w_g‖₂,
   one group per output neuron or filter; then the same global pruning.
@@ -33,6 +34,9 @@ from sparse_optax import regularizers
 
 COMPARATORS = ("halo", "gsef", "l1_over_l2", "magnitude")
 PRUNING_PER_ROUND = 0.2
+# HALO's scales train by their own SGD with momentum, at the reference code's
+# default rate and momentum, whatever optimizer trains the weights.
+HALO_SCALES_OPTIMIZER = optax.sgd(0.1, momentum=0.9)
 # HALO's scales sit in a denominator; the floor keeps a scale pushed through 0
 # by Adam from dividing by zero (the reference code has no such guard).
 HALO_SCALE_FLOOR = 1e-3

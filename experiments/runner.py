@@ -446,8 +446,7 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   scales = scales_optimizer = None
   if config.method == "halo":
     scales = Scales(comparators.halo_initial_scales(initial, layers))
-    scales_optimizer = nnx.Optimizer(
-        scales, optax.adam(learning_rate(config, config.epochs * steps)), wrt=nnx.Param)
+    scales_optimizer = nnx.Optimizer(scales, comparators.HALO_SCALES_OPTIMIZER, wrt=nnx.Param)
 
   def state_to_save():
     state = {"model": _leaves(nnx.state(model, nnx.Not(nnx.RngKey))),
@@ -505,18 +504,24 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   finally:
     checkpoints.close()
 
-  accuracy = history[-1]["accuracy"]
+  accuracy_before_pruning = accuracy_before_rounding = history[-1]["accuracy"]
   zeroed = comparators.final_zeroing(config.method, config.keep, params_of(model), layers,
                                      selected)
   if zeroed is not None:  # the comparator's own last step: shrunk weights to exact zeros
     nnx.update(model, zeroed)
-    accuracy = evaluate(model, dataset, dataset.test_images, dataset.test_labels,
-                        config.batch_size)
+    accuracy_before_rounding = evaluate(model, dataset, dataset.test_images,
+                                        dataset.test_labels, config.batch_size)
+  # The network that is measured is the one that is evaluated: weights on the
+  # memory estimate's quantisation grid, those below half a step exact zeros.
+  nnx.update(model, metrics.quantize(params_of(model)))
+  accuracy = evaluate(model, dataset, dataset.test_images, dataset.test_labels,
+                      config.batch_size)
   result = {
       **dataclasses.asdict(config),
       "layers": list(layers),
       "accuracy": accuracy,
-      "accuracy_before_pruning": history[-1]["accuracy"],
+      "accuracy_before_pruning": accuracy_before_pruning,
+      "accuracy_before_rounding": accuracy_before_rounding,
       "epochs_total": len(history),
       **figures(model, sample, layers),
       "seconds": sum(h["seconds"] for h in history),

@@ -172,3 +172,23 @@ def test_memory_fields():
 def test_report_rejects_other_modules():
   with pytest.raises(TypeError, match="LayerStack"):
     metrics.report(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), jnp.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("step", [2.0 ** -16, 0.25])
+def test_quantize_rounds_to_the_nearest_multiple_and_keeps_the_entropy(step):
+  rng = np.random.default_rng(0)
+  params = {"kernel": jnp.asarray(rng.normal(0, 0.05, (30, 20)), jnp.float32),
+            "bias": jnp.asarray(rng.normal(0, 1e-5, 20), jnp.float32)}
+  rounded = metrics.quantize(params, step)
+  for name, leaf in params.items():
+    expected = np.round(np.asarray(leaf, np.float64) / step) * step
+    np.testing.assert_allclose(np.asarray(rounded[name], np.float64), expected, rtol=1e-6, atol=0)
+    assert rounded[name].dtype == leaf.dtype
+    assert metrics.entropy_bits(np.asarray(rounded[name]), step) == pytest.approx(
+        metrics.entropy_bits(np.asarray(leaf), step))
+  assert np.count_nonzero(rounded["bias"]) < np.count_nonzero(params["bias"])  # below step / 2 go
+
+
+def test_quantize_refuses_a_step_that_is_not_positive():
+  with pytest.raises(ValueError, match="step must be > 0"):
+    metrics.quantize({"w": jnp.ones(2)}, 0.0)

@@ -294,3 +294,15 @@ def test_cli_through_tensorflow_datasets_mock_data(tmp_path, capsys):
 
 def test_what_tensorflow_datasets_imports_to_prepare_a_dataset_is_installed():
   import importlib_resources  # noqa: F401  (tfds imports it undeclared when preparing)
+
+
+def test_the_measured_network_is_the_evaluated_one(tiny, tmp_path, monkeypatch):
+  # A step of 1 rounds every weight of the small network to 0: if the
+  # figures and the accuracy describe the rounded network, nothing is left.
+  quantize = sparse_optax.metrics.quantize
+  monkeypatch.setattr(runner.metrics, "quantize", lambda params: quantize(params, step=1.0))
+  result = runner.run(config(tiny, tmp_path / "run", method="adam", eta=None, schedule="every-step"),
+                      progress=QUIET)
+  assert result["nonzero_fraction"] == 0 and result["maccs_effective"] == 0
+  assert result["accuracy_before_rounding"] > 0.3  # the bars were learnt
+  assert result["accuracy"] < 0.3  # a constant network: one class of ten
