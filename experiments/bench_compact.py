@@ -21,7 +21,8 @@ import numpy as np
 from flax import nnx
 
 import sparse_optax
-from experiments.timing import machine_line, markdown, medians_ms
+from experiments.tables import markdown
+from experiments.timing import machine_line, medians_ms
 from sparse_optax import metrics, models
 
 

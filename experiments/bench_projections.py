@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.timing import machine_line, markdown, medians_ms
+from experiments.tables import markdown
+from experiments.timing import machine_line, medians_ms
 from sparse_optax import projections
 
 L1_SIZES = (10_000, 100_000, 1_000_000, 4_000_000)

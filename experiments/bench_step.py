@@ -20,7 +20,8 @@ import numpy as np
 import optax
 
 import sparse_optax
-from experiments.timing import machine_line, markdown, medians_ms
+from experiments.tables import markdown
+from experiments.timing import machine_line, medians_ms
 
 LAYERS = (784, 768, 768, 768, 768, 10)
 ETA = 400.0

@@ -9,14 +9,19 @@ at the next step, with what is saved, the command that continues, and status
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import signal
 import sys
 
+from experiments import config as config_lib
 from experiments import data as data_lib
 from experiments import interrupt
+from experiments import methods
 from experiments import runner
 from experiments import sweep as sweep_lib
+from experiments.checkpoints import saved_epoch
+from experiments.config import ConfigError, RunConfig
 from experiments.progress import Progress
 
 # The main job: Table III's network on Fashion-MNIST, Adam against the l1,1
@@ -26,10 +31,6 @@ from experiments.progress import Progress
 DEMO = dict(model="lenet300", dataset="fashion_mnist", schedule="lottery", epochs=10)
 DEMO_METHODS = ("adam", "pgl11")
 DEMO_ETA = 1000.0
-
-
-# Every flag's default is the field's default in runner.RunConfig, written once there.
-DEFAULTS = runner.RunConfig(model="", dataset="")
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -80,53 +81,40 @@ def _layer_radii(text):
   return tuple(pairs)
 
 
+# The flags whose values are names from a table, and those with their own syntax.
+CHOICES = {"model": list(config_lib.MODELS), "dataset": list(data_lib.DATASETS),
+           "method": list(methods.METHODS), "schedule": list(config_lib.SCHEDULES),
+           "lr_schedule": list(config_lib.LR_SCHEDULES)}
+PARSERS = {"layers": csv_of(str), "layer_eta": _layer_radii}
+_TYPES = {"str": str, "int": int, "float": float}
+
+
 def _add_run_flags(parser, *, grid: bool):
-  parser.add_argument("--model", required=True, choices=list(runner.MODELS),
-                      help="net4 (Table I), lfc4 (II, IV), lenet300 (III), simplenet (V)")
-  parser.add_argument("--dataset", required=True, choices=list(data_lib.DATASETS),
-                      help="the images to train on")
-  if grid:
-    parser.add_argument("--method", type=csv_of(str), default=(DEFAULTS.method,),
-                        help=f"comma-separated, from {', '.join(runner.METHODS)}")
-    parser.add_argument("--eta", type=csv_of(float), default=(None,),
-                        help="comma-separated radii (or comparator strengths)")
-    parser.add_argument("--seed", type=csv_of(int), default=(DEFAULTS.seed,), help="comma-separated seeds")
-  else:
-    parser.add_argument("--method", default=DEFAULTS.method, choices=list(runner.METHODS),
-                        help="adam alone, a projection (pgl1, pgl21, pgl11, pgl1inf, "
-                             "bilevel_l1inf) after adam, or a comparator")
-    parser.add_argument("--eta", type=float,
-                        help="radius of the ball (projections); strength of halo, gsef, l1_over_l2")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="initialisation and shuffling")
-  parser.add_argument("--layers", type=csv_of(str),
-                      help="comma-separated layer names to constrain (default: as in the paper)")
-  parser.add_argument("--layer-eta", type=_layer_radii, default=(),
-                      help="per-layer radii replacing --eta, e.g. fc5=40,fc1=800 "
-                           "(those layers are constrained too)")
-  parser.add_argument("--keep", type=float, default=DEFAULTS.keep,
-                      help="halo, l1_over_l2, magnitude: fraction of the constrained weights kept "
-                           "by the final pruning; gsef: fraction of each layer's groups kept")
-  parser.add_argument("--schedule", default=DEFAULTS.schedule, choices=list(runner.SCHEDULES),
-                      help="every-step (Algorithm 1) or lottery (Algorithm 4)")
-  parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                      help="epochs of training (the lottery's first phase)")
-  parser.add_argument("--retrain-epochs", type=int, default=DEFAULTS.retrain_epochs,
-                      help="epochs of the lottery's retraining")
-  parser.add_argument("--rewind-to-epoch", type=int, default=DEFAULTS.rewind_to_epoch,
-                      help="lottery: rewind to the weights after this many epochs (late "
-                           "rewinding) instead of the initial ones")
-  parser.add_argument("--freeze-dead", action="store_true",
-                      help="every-step: a group the projection zeroes stays zero")
-  parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam's learning rate")
-  parser.add_argument("--lr-schedule", default=DEFAULTS.lr_schedule, choices=list(runner.LR_SCHEDULES),
-                      help="cosine: decay to 0 over each phase")
-  parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="examples per step")
-  parser.add_argument("--out", help="output folder (default: runs/MODEL_DATASET_METHOD_SCHEDULE)")
-  parser.add_argument("--data-dir", help="folder with IDX files or CIFAR-10 python batches")
-  parser.add_argument("--no-verify", dest="verify_data", action="store_false",
-                      help="use MNIST files whose MD5 differs from the original release's")
-  parser.add_argument("--train-examples", type=int, help="use only the first N training images")
-  parser.add_argument("--test-examples", type=int, help="use only the first N test images")
+  """One flag per :class:`RunConfig` field, its default and help from the field;
+  with ``grid``, the fields a sweep varies take comma-separated values."""
+  for field in dataclasses.fields(RunConfig):
+    name, flag = field.name, field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+    kwargs = {"dest": name, "help": field.metadata["help"]}
+    if field.default is dataclasses.MISSING:
+      kwargs["required"] = True
+    else:
+      kwargs["default"] = field.default
+    kind = _TYPES.get(str(field.type).split(" ")[0].split("[")[0])
+    if name == "out":
+      kwargs.update(default=None, help="output folder (default: runs/MODEL_DATASET_METHOD_SCHEDULE)")
+    elif isinstance(field.default, bool):
+      kwargs["action"] = "store_false" if field.default else "store_true"
+    elif grid and field.metadata.get("grid"):
+      kwargs.update(type=csv_of(kind), default=(field.default,))
+      if name in CHOICES:
+        kwargs["help"] += f"; comma-separated, from {', '.join(CHOICES[name])}"
+      else:
+        kwargs["help"] += "; comma-separated"
+    else:
+      kwargs["type"] = PARSERS.get(name, kind)
+      if name in CHOICES:
+        kwargs["choices"] = CHOICES[name]
+    parser.add_argument(flag, **kwargs)
   parser.add_argument("--quiet", action="store_true", help="print nothing but the result")
 
 
@@ -155,15 +143,9 @@ def parser() -> argparse.ArgumentParser:
   return top
 
 
-def _config(args, **overrides) -> runner.RunConfig:
-  fields = {name: getattr(args, name) for name in (
-      "model", "dataset", "method", "eta", "schedule", "epochs", "retrain_epochs", "lr",
-      "lr_schedule", "keep", "rewind_to_epoch", "freeze_dead",
-      "batch_size", "seed", "data_dir", "verify_data", "train_examples", "test_examples")}
-  fields["layers"] = args.layers
-  fields["layer_eta"] = args.layer_eta
-  fields.update(overrides)
-  return runner.RunConfig(**fields)
+def _config(args, **overrides) -> RunConfig:
+  fields = {field.name: getattr(args, field.name) for field in dataclasses.fields(RunConfig)}
+  return RunConfig(**(fields | overrides))
 
 
 def _default_out(args) -> str:
@@ -183,7 +165,7 @@ def _continue_hint(args, argv) -> str:
   command = "python -m experiments " + shlex.join(argv)
   if args.command == "run":
     out = args.out or _default_out(args)
-    epoch = runner.saved_epoch(out)
+    epoch = saved_epoch(out)
     saved = (f"epochs 1-{epoch} of {out} are saved" if epoch else
              f"no epoch of {out} had finished, nothing is saved")
     if "--resume" not in argv:
@@ -200,7 +182,7 @@ def main(argv=None) -> int:
     with interrupt.deferred():
       interrupt.raise_if_requested()  # a signal while the modules loaded
       return _main(args, progress)
-  except runner.ConfigError as error:
+  except ConfigError as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
   except (data_lib.DataUnavailable, data_lib.ChecksumMismatch) as error:
@@ -227,7 +209,7 @@ def _main(args, progress) -> int:
     print(sweep_lib.markdown_table(report["rows"]))
     print(f"table: {report['markdown']}; csv: {report['csv']}; plots: {', '.join(report['plots'])}")
   else:
-    base = runner.RunConfig(**{**DEMO, "epochs": args.epochs, "retrain_epochs": args.epochs},
+    base = RunConfig(**{**DEMO, "epochs": args.epochs, "retrain_epochs": args.epochs},
                             data_dir=args.data_dir, train_examples=args.train_examples,
                             test_examples=args.test_examples)
     report = sweep_lib.sweep(base, DEMO_METHODS, (DEMO_ETA,), (0,), args.out, progress=progress)

@@ -11,9 +11,10 @@ shrank into exact zeros, so its sparsity is real and counted:
 * ``l1_over_l2`` (Berthelier et al. 2020): loss + ``eta`` Σ_g ‖w_g‖₁/‖w_g‖₂,
   one group per output neuron or filter; then the same global pruning.
 * ``gsef`` (Refael et al. 2022): after each Adam step, the proximal step of
-  ``eta`` × the sparse envelope of the group norms (one group per input
-  feature, as the projections), k = ⌈``keep`` × groups⌉ per layer; then all
-  but the k largest groups are zeroed.
+  the sparse envelope of the group norms (one group per input feature, as the
+  projections) at strength ``eta`` × the learning rate of that step (proximal
+  gradient descent on loss + ``eta`` × the envelope), k = ⌈``keep`` ×
+  groups⌉ per layer; then all but the k largest groups are zeroed.
 * ``magnitude`` (Frankle & Carbin 2019): train, then rounds of "remove 20 % of
   the surviving constrained weights by global magnitude, rewind to the initial
   values, retrain ``retrain_epochs``" until ``keep`` of them remain (the last
@@ -68,19 +69,20 @@ def kernels(params, layers) -> dict:
   return {name: params[name]["kernel"] for name in layers}
 
 
-def penalty(method: str, eta: float, layers) -> Callable | None:
-  """``penalty(params, scales) -> scalar`` added to the loss, or None."""
-  if method == "l1_over_l2":
-    def l1_over_l2(params, scales):
-      del scales
-      return eta * regularizers.tree_l1_over_l2_penalty(kernels(params, layers), groups="out")
-    return l1_over_l2
-  if method == "halo":
-    def halo(params, scales):
-      floored = {name: jnp.maximum(jnp.abs(s), HALO_SCALE_FLOOR) for name, s in scales.items()}
-      return regularizers.halo_penalty(kernels(params, layers), floored, eta, eta)
-    return halo
-  return None
+def l1_over_l2_penalty(eta: float, layers) -> Callable:
+  """``penalty(params, scales)``: ``eta`` × Σ_g ‖w_g‖₁/‖w_g‖₂, a group per output."""
+  def penalty(params, scales):
+    del scales
+    return eta * regularizers.tree_l1_over_l2_penalty(kernels(params, layers), groups="out")
+  return penalty
+
+
+def halo_penalty(eta: float, layers) -> Callable:
+  """``penalty(params, scales)``: HALO's, ξ = ψ = ``eta``, the scales floored."""
+  def penalty(params, scales):
+    floored = {name: jnp.maximum(jnp.abs(s), HALO_SCALE_FLOOR) for name, s in scales.items()}
+    return regularizers.halo_penalty(kernels(params, layers), floored, eta, eta)
+  return penalty
 
 
 def halo_initial_scales(params, layers) -> dict:
@@ -88,11 +90,14 @@ def halo_initial_scales(params, layers) -> dict:
   return regularizers.halo_scales(kernels(params, layers))
 
 
-def proximal_step(method: str, eta: float, keep: float, layers) -> optax.GradientTransformation | None:
-  """The transformation chained after Adam (GSEF's prox), or None."""
-  if method != "gsef":
-    return None
-  return regularizers.gsef(_group_counts(keep, layers), eta)
+def gsef_step(eta: float, keep: float, layers, learning_rate) -> optax.GradientTransformation:
+  """GSEF's proximal step, chained after Adam: at step t its strength is
+  ``eta`` × the learning rate at t, the step size of proximal gradient descent
+  on loss + ``eta`` × the sparse envelope of the group norms."""
+  strength = (lambda count: eta * learning_rate(count)) if callable(learning_rate) else (
+      eta * learning_rate)
+  return optax.inject_hyperparams(regularizers.gsef, static_args=("k",))(
+      k=_group_counts(keep, layers), strength=strength)
 
 
 def _group_counts(keep: float, layers) -> Callable:
@@ -100,15 +105,15 @@ def _group_counts(keep: float, layers) -> Callable:
                              if path[0].key in layers and np.ndim(leaf) >= 2 else None)
 
 
-def final_zeroing(method: str, keep: float, params, layers, selected) -> dict | None:
-  """The method's last step: ``params`` with what it shrank set to exact zeros
-  (None when the method has none; magnitude pruning's zeros come from its
-  rounds)."""
-  if method in ("halo", "l1_over_l2"):
-    return pruning.prune_by_magnitude(params, fraction=1 - keep, selected=selected)
-  if method == "gsef":
-    return regularizers.tree_keep_top_groups(params, _group_counts(keep, layers))
-  return None
+def prune_globally(keep: float, params, selected):
+  """HALO's and ℓ1/ℓ2's last step: all but the ``keep`` fraction of the
+  selected weights with the largest magnitudes set to zero."""
+  return pruning.prune_by_magnitude(params, fraction=1 - keep, selected=selected)
+
+
+def keep_top_groups(keep: float, params, layers):
+  """GSEF's last step: all but the k largest groups of each layer zeroed."""
+  return regularizers.tree_keep_top_groups(params, _group_counts(keep, layers))
 
 
 def next_mask(keep: float, round_index: int, params, mask, selected):

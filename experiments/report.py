@@ -24,7 +24,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from experiments import config as config_lib  # noqa: E402
+from experiments import methods  # noqa: E402
 from experiments import plots  # noqa: E402
+from experiments import tables  # noqa: E402
 from experiments import runner  # noqa: E402
 
 MODEL_NAMES = {"lfc4": "LFC4", "lenet300": "LeNet-300-100", "net4": "Net4",
@@ -53,9 +56,9 @@ SECTION_ORDER = [("mnist", "net4"), ("mnist", "lfc4"), ("mnist", "lenet300"),
                  ("fashion_mnist", "lenet300"), ("fashion_mnist", "net4")]
 PAPER_TABLES = {("mnist", "net4"): "I", ("mnist", "lfc4"): "II", ("mnist", "lenet300"): "III",
                 ("fashion_mnist", "lfc4"): "IV", ("cifar10", "simplenet"): "V"}
-METHOD_ORDER = list(runner.METHODS)
+METHOD_ORDER = list(methods.METHODS)
 # One colour per method in every plot; the marker tells the schedule.
-METHOD_COLOURS = dict(zip(runner.METHODS, plt.cm.tab10.colors))
+METHOD_COLOURS = dict(zip(methods.METHODS, plt.cm.tab10.colors))
 # A row meets the paper's when its mean accuracy is at most this many points
 # below, and its k-MACCs and memory at most these factors above.
 MET_ACCURACY_POINTS, MET_MACCS_FACTOR, MET_MEMORY_FACTOR = 0.2, 1.02, 1.1
@@ -103,16 +106,16 @@ def command(setting) -> str:
     parts.append("--layer-eta " + ",".join(f"{n}={r:g}" for n, r in run["layer_eta"]))
   if run["method"] != "adam" and _layers_flag_needed(run):
     parts.append("--layers " + ",".join(run["layers"]))
-  if run["method"] in runner.PROJECTIONS:
+  if run["method"] in methods.PROJECTIONS:
     parts.append(f"--schedule {run['schedule']}")
   if run.get("freeze_dead"):
     parts.append("--freeze-dead")
   if run.get("rewind_to_epoch"):
     parts.append(f"--rewind-to-epoch {run['rewind_to_epoch']}")
-  if run["method"] not in ("adam", *runner.PROJECTIONS):  # the comparators' final pruning
-    parts.append(f"--keep {run.get('keep', runner.RunConfig.keep):g}")
+  if run["method"] not in ("adam", *methods.PROJECTIONS):  # the comparators' final pruning
+    parts.append(f"--keep {run.get('keep', config_lib.RunConfig.keep):g}")
   parts.append(f"--epochs {run['epochs']}")
-  if len(runner.phases(_config_of(run))) > 1:
+  if len(methods.of(_config_of(run)).phases(_config_of(run))) > 1:
     parts.append(f"--retrain-epochs {run['retrain_epochs']}")
   parts.append(f"--lr {run['lr']:g}")
   if run.get("lr_schedule", "constant") != "constant":
@@ -127,18 +130,18 @@ def command(setting) -> str:
   return " ".join(parts)
 
 
-def _config_of(run: dict) -> runner.RunConfig:
+def _config_of(run: dict) -> config_lib.RunConfig:
   """The settings of a run (its ``layers`` as the default would choose them)."""
-  fields = {f.name: run[f.name] for f in dataclasses.fields(runner.RunConfig) if f.name in run}
+  fields = {f.name: run[f.name] for f in dataclasses.fields(config_lib.RunConfig) if f.name in run}
   fields["layers"] = None
   fields["layer_eta"] = tuple(map(tuple, run.get("layer_eta", ())))
-  return runner.RunConfig(**fields)
+  return config_lib.RunConfig(**fields)
 
 
 def _layers_flag_needed(run: dict) -> bool:
   defaults = _config_of(run)
-  model = nnx.eval_shape(lambda: runner.MODELS[run["model"]](rngs=nnx.Rngs(0)))
-  return list(runner.constrained_layers(model, defaults)) != list(run["layers"])
+  model = nnx.eval_shape(lambda: config_lib.MODELS[run["model"]](rngs=nnx.Rngs(0)))
+  return list(config_lib.constrained_layers(model, defaults)) != list(run["layers"])
 
 
 def training_note(run: dict) -> str:
@@ -146,9 +149,9 @@ def training_note(run: dict) -> str:
   notes = []
   if run["method"] != "adam" and _layers_flag_needed(run):
     notes.append(", ".join(run["layers"]) + " projected")
-  if run["lr"] != runner.RunConfig.lr:
+  if run["lr"] != config_lib.RunConfig.lr:
     notes.append(f"lr {run['lr']:g}")
-  if run["batch_size"] != runner.RunConfig.batch_size:
+  if run["batch_size"] != config_lib.RunConfig.batch_size:
     notes.append(f"batch {run['batch_size']}")
   return "; ".join(notes) or "-"
 
@@ -161,8 +164,8 @@ def summary(setting) -> dict:
             "accuracy": [100 * r["accuracy"] for r in runs]}
   first = runs[0]
   out = {"label": label(first), "method": first["method"], "seeds": len(runs),
-         "schedule": runner.schedule_label(first), "training": training_note(first),
-         "epochs": first.get("epochs_total") or sum(e for _, e in runner.phases(_config_of(first)))}
+         "schedule": methods.label(first), "training": training_note(first),
+         "epochs": first.get("epochs_total") or sum(e for _, e in methods.of(_config_of(first)).phases(_config_of(first)))}
   for key, vals in values.items():
     out[key] = statistics.fmean(vals)
     out[key + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -191,10 +194,6 @@ def versus_paper(row: dict, paper_row) -> str:
   return "beats" if no_worse and better else "met"
 
 
-def _cell(mean: float, std: float, digits: int = 2) -> str:
-  return f"{mean:,.{digits}f} ± {std:,.{digits}f}"
-
-
 def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[str]:
   """One section of the report: the measured table, the paper's and the commands."""
   rows = [summary(s) for s in members]
@@ -206,32 +205,33 @@ def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[s
   first = members[0]["runs"][0]
   lines = [title, "", f"Data: {DATASET_NAMES[dataset]}, {first['train_examples']:,} training and "
                       f"{first['test_examples']:,} test images, from {first['data_source']}"
-           + _files_note(first) + ".", "",
-           "| # | Method | Schedule | Training | Epochs | Memory (kB) | k-MACCs | Accuracy (%) "
-           "| Δ acc vs Adam (pts) | MACCs / Adam | Seeds |" + (" vs paper |" if paper else ""),
-           "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if paper else "")]
+           + _files_note(first) + ".", ""]
+  header = ["#", "Method", "Schedule", "Training", "Epochs", "Memory (kB)", "k-MACCs",
+            "Accuracy (%)", "Δ acc vs Adam (pts)", "MACCs / Adam", "Seeds"]
+  cells = []
   for i, row in enumerate(rows, start=1):
     # Against Adam trained as many epochs, where there is such a run.
     adam = next((a for a in adams if a["epochs"] == row["epochs"]), adams[0] if adams else None)
     delta = "" if adam is None or row is adam else f"{row['accuracy'] - adam['accuracy']:+.2f}"
     ratio = "" if adam is None else f"{row['kmaccs'] / adam['kmaccs']:.3f}"
-    lines.append(
-        f"| {i} | {row['label']} | {row['schedule']} | {row['training']} | {row['epochs']} "
-        f"| {_cell(row['memory_kb'], row['memory_kb_std'])} "
-        f"| {_cell(row['kmaccs'], row['kmaccs_std'], 1)} "
-        f"| {_cell(row['accuracy'], row['accuracy_std'])} | {delta} | {ratio} | {row['seeds']} |"
-        + (f" {versus_paper(row, (row['label'], *paper[row['label']]))} |"
-           if row["label"] in paper else " |" if paper else ""))
+    cells.append([i, row["label"], row["schedule"], row["training"], row["epochs"],
+                  tables.cell(row["memory_kb"], row["memory_kb_std"]),
+                  tables.cell(row["kmaccs"], row["kmaccs_std"], 1),
+                  tables.cell(row["accuracy"], row["accuracy_std"]), delta, ratio, row["seeds"]]
+                 + ([versus_paper(row, (row["label"], *paper[row["label"]]))
+                     if row["label"] in paper else ""] if paper else []))
+  lines.append(tables.markdown(header + (["vs paper"] if paper else []), cells))
   if paper:
     lines += ["", "The paper's figures (a row is met at accuracy ≥ the paper's − "
               f"{MET_ACCURACY_POINTS:g} points, k-MACCs ≤ {MET_MACCS_FACTOR:g}× and memory ≤ "
               f"{MET_MEMORY_FACTOR:g}× the paper's; beaten when also better on one axis and "
-              "worse on none):", "",
-              "| Method | Memory (kB) | k-MACCs | Accuracy (%) | our rows |", "|---|---|---|---|---|"]
-    for name, (kb, kmaccs, acc) in paper.items():
-      ours = [f"{i}: {versus_paper(row, (name, kb, kmaccs, acc))}"
-              for i, row in enumerate(rows, start=1) if row["label"] == name]
-      lines.append(f"| {name} | {kb:g} | {kmaccs:g} | {acc:g} | {'; '.join(ours) or 'not run'} |")
+              "worse on none):", ""]
+    lines.append(tables.markdown(
+        ["Method", "Memory (kB)", "k-MACCs", "Accuracy (%)", "our rows"],
+        [[name, f"{kb:g}", f"{kmaccs:g}", f"{acc:g}",
+          "; ".join(f"{i}: {versus_paper(row, (name, kb, kmaccs, acc))}"
+                    for i, row in enumerate(rows, start=1) if row["label"] == name) or "not run"]
+         for name, (kb, kmaccs, acc) in paper.items()]))
   lines += ["", "Commands (one per row; `--seed` lists the seeds averaged):", ""]
   lines += [f"{i}. `{command(s)}`" for i, s in enumerate(members, start=1)]
   pictures = [(i, picture) for i, s in enumerate(members, start=1)
@@ -267,7 +267,7 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
         by_method.setdefault((row["method"], row["schedule"]), []).append(row)
       for (method, schedule), rows in by_method.items():
         name_ = "Adam" if method == "adam" else (
-            f"{method.upper()} {schedule}" if method in runner.PROJECTIONS else method.upper())
+            f"{method.upper()} {schedule}" if method in methods.PROJECTIONS else method.upper())
         ax.errorbar([r[key] for r in rows], [r["accuracy"] for r in rows],
                     xerr=[r[key + "_std"] for r in rows], yerr=[r["accuracy_std"] for r in rows],
                     marker=_marker(method, schedule), linestyle="none", capsize=3,
@@ -283,7 +283,7 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
 
 
 def _marker(method: str, schedule: str) -> str:
-  if method in runner.PROJECTIONS:
+  if method in methods.PROJECTIONS:
     if schedule.startswith("lottery"):
       return "o" if schedule == "lottery" else "D"
     return "P" if "freeze" in schedule else "s"
@@ -304,8 +304,8 @@ def write_report(results: pathlib.Path) -> pathlib.Path:
            "effective (dead neurons and inputs removed). "
            "Δ acc is against the Adam run with the same number of epochs where there is "
            "one, else against the first Adam row. Training gives what a row changed "
-           f"from the runner's defaults (Adam at lr {runner.RunConfig.lr:g}, batch "
-           f"{runner.RunConfig.batch_size}, the paper's projected layers).", ""]
+           f"from the runner's defaults (Adam at lr {config_lib.RunConfig.lr:g}, batch "
+           f"{config_lib.RunConfig.batch_size}, the paper's projected layers).", ""]
   for (dataset, model), members in sorted(settings.items(), key=_section_rank):
     lines += table(dataset, model, members, results) + [""]
   pictures = pareto_plots(settings, results) if settings else []

@@ -33,13 +33,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import cli  # noqa: E402
+from experiments import config as config_lib  # noqa: E402
+from experiments import methods  # noqa: E402
 from experiments import plots  # noqa: E402
 from experiments import runner  # noqa: E402
 from experiments import sweep as sweep_lib  # noqa: E402
+from experiments import tables  # noqa: E402
 from experiments.progress import Progress  # noqa: E402
 
 
-def variants(base: runner.RunConfig, rewind_to_epoch: int) -> dict[str, runner.RunConfig]:
+def variants(base: config_lib.RunConfig, rewind_to_epoch: int) -> dict[str, config_lib.RunConfig]:
   """The four schedules, named by their folders, with equal total epochs."""
   every_step = dataclasses.replace(base, schedule="every-step",
                                    epochs=base.epochs + base.retrain_epochs)
@@ -59,29 +62,19 @@ def removed_inputs(result: dict) -> dict[str, int]:
           if layer["name"] in result["layers"]}
 
 
-def _mean_std(values, digits=2) -> str:
-  mean = statistics.fmean(values)
-  spread = statistics.stdev(values) if len(values) > 1 else 0.0
-  return f"{mean:,.{digits}f} ± {spread:,.{digits}f}"
-
-
 def table(results: dict[str, list[dict]]) -> str:
   """Markdown: one row per schedule, figures as mean ± std over seeds."""
   layers = next(iter(results.values()))[0]["layers"]
-  head = ("| Schedule | Epochs | Accuracy (%) | k-MACCs | Memory (kB) | "
-          + " | ".join(f"{name} inputs removed" for name in layers) + " | Seeds |")
-  lines = [head, "|" + "---|" * (head.count("|") - 1)]
+  rows = []
   for runs in results.values():
-    first = runs[0]
     removed = [removed_inputs(r) for r in runs]
-    lines.append(
-        f"| {runner.schedule_label(first)} | {first['epochs_total']} | "
-        f"{_mean_std([100 * r['accuracy'] for r in runs])} | "
-        f"{_mean_std([r['maccs_effective'] / 1e3 for r in runs], 1)} | "
-        f"{_mean_std([r['memory_kb'] for r in runs], 1)} | "
-        + " | ".join(_mean_std([d[name] for d in removed], 1) for name in layers)
-        + f" | {len(runs)} |")
-  return "\n".join(lines)
+    rows.append([methods.label(runs[0]), runs[0]["epochs_total"],
+                 tables.mean_std(100 * r["accuracy"] for r in runs),
+                 tables.mean_std((r["maccs_effective"] / 1e3 for r in runs), 1),
+                 tables.mean_std((r["memory_kb"] for r in runs), 1),
+                 *(tables.mean_std((d[name] for d in removed), 1) for name in layers), len(runs)])
+  return tables.markdown(["Schedule", "Epochs", "Accuracy (%)", "k-MACCs", "Memory (kB)",
+                          *(f"{name} inputs removed" for name in layers), "Seeds"], rows)
 
 
 def pareto_plot(results: dict[str, list[dict]], path: pathlib.Path, title: str) -> pathlib.Path:
@@ -89,7 +82,7 @@ def pareto_plot(results: dict[str, list[dict]], path: pathlib.Path, title: str) 
   fig, ax = plt.subplots(figsize=(6.5, 4.5))
   for colour, runs in zip(plt.get_cmap("tab10").colors, results.values()):
     ax.scatter([r["maccs_effective"] / 1e3 for r in runs], [100 * r["accuracy"] for r in runs],
-               color=colour, label=runner.schedule_label(runs[0]))
+               color=colour, label=methods.label(runs[0]))
   ax.set_xlabel("k-MACCs (effective)")
   ax.set_ylabel("accuracy (%)")
   ax.legend(fontsize="small")
@@ -99,15 +92,15 @@ def pareto_plot(results: dict[str, list[dict]], path: pathlib.Path, title: str) 
 def parser() -> argparse.ArgumentParser:
   top = cli.OneLineParser(prog="python -m experiments.schedules",
                           description=__doc__.splitlines()[0])
-  top.add_argument("--model", required=True, choices=list(runner.MODELS))
+  top.add_argument("--model", required=True, choices=list(config_lib.MODELS))
   top.add_argument("--dataset", required=True)
-  top.add_argument("--method", default="pgl11", choices=list(runner.PROJECTIONS))
+  top.add_argument("--method", default="pgl11", choices=list(methods.PROJECTIONS))
   top.add_argument("--eta", type=float, required=True, help="radius of the ball")
   top.add_argument("--epochs", type=int, default=8,
                    help="epochs of each lottery phase; every-step trains twice as long")
   top.add_argument("--rewind-to-epoch", type=int, default=1, help="the late-rewinding lottery's K")
   top.add_argument("--lr", type=float, default=1e-3)
-  top.add_argument("--lr-schedule", default="cosine", choices=list(runner.LR_SCHEDULES))
+  top.add_argument("--lr-schedule", default="cosine", choices=list(config_lib.LR_SCHEDULES))
   top.add_argument("--seed", type=cli.csv_of(int), default=(0, 1, 2), help="comma-separated")
   top.add_argument("--data-dir")
   top.add_argument("--out", help="default: results/<dataset>/<model>/schedules_<method>_eta<eta>")
@@ -119,7 +112,7 @@ def main(argv=None) -> int:
   args = parser().parse_args(argv)
   out = pathlib.Path(args.out or f"results/{args.dataset}/{args.model}/"
                                  f"schedules_{args.method}_eta{args.eta:g}")
-  base = runner.RunConfig(model=args.model, dataset=args.dataset, method=args.method,
+  base = config_lib.RunConfig(model=args.model, dataset=args.dataset, method=args.method,
                           eta=args.eta, epochs=args.epochs, retrain_epochs=args.epochs,
                           lr=args.lr, lr_schedule=args.lr_schedule, data_dir=args.data_dir)
   progress = Progress(quiet=args.quiet)

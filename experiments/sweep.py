@@ -21,8 +21,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import data as data_lib  # noqa: E402
+from experiments import methods as methods_lib  # noqa: E402
 from experiments import plots  # noqa: E402
 from experiments import runner  # noqa: E402
+from experiments import tables  # noqa: E402
 from experiments.progress import Progress  # noqa: E402
 
 CSV_FIELDS = ("model", "dataset", "method", "schedule", "eta", "layer_eta", "layers", "seed",
@@ -42,7 +44,8 @@ def grid(base: runner.RunConfig, methods, etas, seeds, out) -> list[runner.RunCo
   """Every (method, eta, seed) point; Adam, which has no radius, once per seed."""
   configs, seen = [], set()
   for method, eta, seed in itertools.product(methods, etas, seeds):
-    eta = None if method in ("adam", "magnitude") else eta
+    record = methods_lib.METHODS.get(method)  # an unknown name fails validation below
+    eta = None if record is not None and record.eta is None else eta
     if (method, eta, seed) in seen:
       continue
     seen.add((method, eta, seed))
@@ -93,13 +96,6 @@ def csv_row(result: dict, run_dir: str) -> dict:
   return row | {"run": run_dir}
 
 
-def _mean_std(values) -> str:
-  mean = statistics.fmean(values)
-  if len(values) < 2:
-    return f"{mean:.2f}"
-  return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
-
-
 def groups(rows):
   """Rows grouped by setting (method, eta, schedule), seeds together."""
   grouped: dict = {}
@@ -110,18 +106,17 @@ def groups(rows):
 
 def markdown_table(rows) -> str:
   """The paper's table: Memory (kB), k-MACCs and Accuracy (%), mean ± std over seeds."""
-  lines = ["| Method | Schedule | Memory (kB) | k-MACCs | Accuracy (%) | Seeds |",
-           "|---|---|---|---|---|---|"]
-  for (method, eta, schedule), members in groups(rows).items():
+  lines = []
+  for (method, eta, _), members in groups(rows).items():
     name = method.upper() if eta is None else f"{method.upper()} η={eta:g}"
     if members[0].get("layer_eta"):
       name += f" ({members[0]['layer_eta']})"
-    lines.append(
-        f"| {name} | {runner.schedule_label(members[0])} | "
-        f"{_mean_std([r['memory_kb'] for r in members])} | "
-        f"{_mean_std([r['maccs_effective'] / 1e3 for r in members])} | "
-        f"{_mean_std([100 * r['accuracy'] for r in members])} | {len(members)} |")
-  return "\n".join(lines)
+    lines.append([name, methods_lib.label(members[0]),
+                  tables.mean_std(r["memory_kb"] for r in members),
+                  tables.mean_std(r["maccs_effective"] / 1e3 for r in members),
+                  tables.mean_std(100 * r["accuracy"] for r in members), len(members)])
+  return tables.markdown(
+      ["Method", "Schedule", "Memory (kB)", "k-MACCs", "Accuracy (%)", "Seeds"], lines)
 
 
 def _plots(rows, out: pathlib.Path) -> list[pathlib.Path]:

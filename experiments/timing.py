@@ -28,13 +28,6 @@ def medians_ms(contenders: dict, args_of, repeats: int) -> dict:
   return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def markdown(header, rows) -> str:
-  """A Markdown table from a header and rows of already formatted cells."""
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(row) + " |" for row in rows]
-  return "\n".join(lines)
-
-
 def machine_line() -> str:
   """One line naming the software and the device the numbers come from."""
   import platform

@@ -3,10 +3,13 @@
 import dataclasses
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from experiments import comparators, runner, sweep
+from experiments import comparators, methods, runner, sweep
 from experiments.progress import Progress
 
 
@@ -69,7 +72,7 @@ def test_gsef_ends_with_k_groups_per_layer(tiny, tmp_path):
 @pytest.mark.slow
 def test_gsef_prox_alone_zeroes_groups_that_adam_keeps(tiny, tmp_path):
   adam = runner.run(config(tiny, tmp_path / "adam", epochs=2), progress=QUIET)
-  gsef = runner.run(config(tiny, tmp_path / "gsef", method="gsef", eta=0.05, keep=0.1, epochs=2),
+  gsef = runner.run(config(tiny, tmp_path / "gsef", method="gsef", eta=50.0, keep=0.1, epochs=2),
                     progress=QUIET)
   # The last epoch's record is taken before GSEF's final top-k zeroing.
   assert adam["history"][-1]["nonzero_fraction"] == 1.0
@@ -123,7 +126,18 @@ def test_bad_comparator_flags(argv, message, capsys):
 def test_halo_scales_move_and_penalty_is_the_library_one(tiny):
   params = {"fc1": {"kernel": np.full((2, 3), 0.5, np.float32), "bias": np.zeros(3, np.float32)}}
   scales = comparators.halo_initial_scales(params, ("fc1",))
-  penalty = comparators.penalty("halo", 0.01, ("fc1",))
+  penalty = comparators.halo_penalty(0.01, ("fc1",))
   # ξ Σ|w|/λ² + ψ Σ|λ| with ξ = ψ = 0.01, λ = 1: 0.01 * (6 * 0.5 + 6).
   np.testing.assert_allclose(penalty(params, scales), 0.01 * (3.0 + 6.0), rtol=1e-6)
-  assert comparators.penalty("magnitude", 0.01, ("fc1",)) is None
+  assert methods.METHODS["magnitude"].penalty is None
+
+
+def test_gsef_strength_follows_the_learning_rate():
+  rate = optax.cosine_decay_schedule(1e-3, 10)
+  step = comparators.gsef_step(2.0, 0.5, ("fc1",), rate)
+  params = {"fc1": {"kernel": jnp.ones((4, 3)), "bias": jnp.zeros(3)}}
+  state = step.init(params)
+  update = jax.jit(step.update)
+  for count in range(6):  # the state holds the strength its last update used
+    _, state = update(jax.tree.map(jnp.zeros_like, params), state, params)
+    np.testing.assert_allclose(state.hyperparams["strength"], 2.0 * rate(count), rtol=1e-6)

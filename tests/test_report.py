@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from experiments import cli, report, runner
+from experiments import config as config_lib
 
 
 def fake_result(out, seed, accuracy, maccs, memory_kb, **config):
@@ -80,8 +81,8 @@ def test_each_command_reproduces_its_runs(results):
         measured = ("train_examples", "test_examples")
         flags = {key: value for key, value in flags.items() if key not in measured}
         assert flags == {key: run[key] for key in flags}
-        model = nnx.eval_shape(lambda: runner.MODELS[run["model"]](rngs=nnx.Rngs(0)))
-        assert list(runner.constrained_layers(model, rebuilt)) == run["layers"]
+        model = nnx.eval_shape(lambda: config_lib.MODELS[run["model"]](rngs=nnx.Rngs(0)))
+        assert list(config_lib.constrained_layers(model, rebuilt)) == run["layers"]
       assert args.seed == tuple(sorted(r["seed"] for r in setting["runs"]))
 
 

@@ -12,7 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import sparse_optax
-from experiments import cli, data, runner, sweep
+from experiments import cli, data, methods, runner, sweep
 from experiments import progress as progress_lib
 from experiments.progress import Progress
 
@@ -55,14 +55,15 @@ def test_layer_eta_replaces_eta_for_its_layers_and_constrains_them(tiny, tmp_pat
   by_name = {layer["name"]: layer for layer in result["layers_report"]}
   assert by_name["fc3"]["nonzero"] == 10  # radius 0 leaves only the bias
   assert 10 < by_name["fc1"]["nonzero"] < 784 * 300  # eta = 60 thins fc1
-  assert by_name["fc2"]["nonzero"] == 300 * 100 + 100  # not constrained
+  # Not constrained: only the final rounding to 2⁻¹⁶ zeroes its tiniest weights.
+  assert 0.999 * (300 * 100 + 100) < by_name["fc2"]["nonzero"] <= 300 * 100 + 100
 
 
 def test_cosine_rate_decays_to_zero_over_each_phase_of_the_lottery(tiny, tmp_path):
   settings = config(tiny, tmp_path, lr=0.01, lr_schedule="cosine", epochs=2, retrain_epochs=3)
   # One transformation for both phases: updates 1-19 dense, update 20 the prune,
   # then 30 retraining updates with a fresh Adam.
-  optimizer = runner.optimizer_for(settings, "train", ("fc1",), steps_per_epoch=10)
+  optimizer = methods.of(settings).optimizer(settings, "train", ("fc1",), None, 10)
   params = {"w": np.zeros(3, np.float32)}
   state = optimizer.init(params)
   update = jax.jit(optimizer.update)
@@ -80,7 +81,7 @@ def test_cosine_rate_decays_to_zero_over_each_phase_of_the_lottery(tiny, tmp_pat
 
 def test_lottery_runs_through_lottery_ticket_with_late_rewinding(tiny, tmp_path):
   settings = config(tiny, tmp_path / "late", epochs=2, retrain_epochs=1, rewind_to_epoch=1)
-  optimizer = runner.optimizer_for(settings, "train", ("fc1", "fc2", "fc3"), steps_per_epoch=10)
+  optimizer = methods.of(settings).optimizer(settings, "train", ("fc1", "fc2", "fc3"), None, 10)
   params = {"fc1": {"kernel": np.ones((3, 2), np.float32), "bias": np.ones(2, np.float32)}}
   assert isinstance(optimizer.init(params), sparse_optax.LotteryTicketState)
   result = runner.run(settings, progress=QUIET)

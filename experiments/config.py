@@ -1,0 +1,185 @@
+"""The settings of one experiment: :class:`RunConfig`, its checks, its tables.
+
+Every setting is a field of :class:`RunConfig` with its default and its help,
+written once: the command line (:mod:`experiments.cli`) is generated from
+these fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import numpy as np
+from flax import nnx
+
+from experiments import data as data_lib
+from sparse_optax import models
+
+MODELS = {"net4": models.Net4, "lenet300": models.LeNet300_100, "lfc4": models.LFC4,
+          "simplenet": models.SimpleNet}
+MODEL_DATASETS = {"net4": ("mnist", "fashion_mnist"), "lenet300": ("mnist", "fashion_mnist"),
+                  "lfc4": ("mnist", "fashion_mnist"), "simplenet": ("cifar10",)}
+SCHEDULES = ("every-step", "lottery")
+LR_SCHEDULES = ("constant", "cosine")
+# The paper constrains Net4's conv2 and fc1 only (the first and last layers are
+# the most sensitive); for the fully connected nets every kernel; for
+# SimpleNet every kernel but the first convolution and the classifier.
+DEFAULT_LAYERS = {"net4": ("conv2", "fc1")}
+
+# The settings a run started with, compared when it resumes.
+CONFIG_FILE = "config.json"
+
+
+class ConfigError(ValueError):
+  """A bad combination of settings, said in one line."""
+
+
+def setting(default, help: str, **flag):
+  """A :class:`RunConfig` field: its default, and its command-line help."""
+  return dataclasses.field(default=default, metadata={"help": help, **flag})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """Everything that defines a run; ``out`` says where it is written."""
+
+  model: str = setting(dataclasses.MISSING,
+                       "net4 (Table I), lfc4 (II, IV), lenet300 (III), simplenet (V)")
+  dataset: str = setting(dataclasses.MISSING, "the images to train on")
+  method: str = setting("adam", "adam alone, a projection (pgl1, pgl21, pgl11, pgl1inf, "
+                        "bilevel_l1inf) after adam, or a comparator (halo, gsef, l1_over_l2, "
+                        "magnitude)", grid=True)
+  eta: float | None = setting(None, "radius of the ball (projections); strength of halo, "
+                              "l1_over_l2, and of gsef relative to the learning rate", grid=True)
+  layers: tuple[str, ...] | None = setting(
+      None, "comma-separated layer names to constrain (default: as in the paper)")
+  # A classifier's small kernel can sit inside the shared ball, and the first
+  # layer may deserve a larger one.
+  layer_eta: tuple[tuple[str, float], ...] = setting(
+      (), "per-layer radii replacing --eta, e.g. fc5=40,fc1=800 (those layers are constrained too)")
+  keep: float = setting(0.1, "halo, l1_over_l2, magnitude: fraction of the constrained weights "
+                        "kept by the final pruning; gsef: fraction of each layer's groups kept")
+  schedule: str = setting("every-step", "every-step (Algorithm 1) or lottery (Algorithm 4)")
+  epochs: int = setting(10, "epochs of training (the lottery's first phase)")
+  retrain_epochs: int = setting(10, "epochs of the lottery's retraining, or of each magnitude "
+                                "pruning round")
+  lr: float = setting(1e-3, "Adam's learning rate")
+  lr_schedule: str = setting("constant", "cosine: decay to 0 over each phase (the lottery's "
+                             "retraining starts again from --lr)")
+  rewind_to_epoch: int = setting(0, "lottery: rewind to the weights after this many epochs "
+                                 "(late rewinding) instead of the initial ones")
+  freeze_dead: bool = setting(False, "every-step: a group the projection zeroes stays zero")
+  batch_size: int = setting(128, "examples per step")
+  seed: int = setting(0, "initialisation, shuffling and dropout", grid=True)
+  out: str = setting("runs/run", "output folder")
+  data_dir: str | None = setting(None, "folder with IDX files or CIFAR-10 python batches")
+  verify_data: bool = setting(True, "use MNIST files whose MD5 differs from the original "
+                              "release's", flag="--no-verify")
+  train_examples: int | None = setting(None, "use only the first N training images")
+  test_examples: int | None = setting(None, "use only the first N test images")
+
+
+def validate(config: RunConfig, method) -> None:
+  """Raises :class:`ConfigError` for settings that cannot run.
+
+  Args:
+    config: the settings.
+    method: the :class:`experiments.methods.Method` that ``config.method`` names.
+  """
+  def choose(value, choices, flag):
+    if value not in choices:
+      raise ConfigError(f"--{flag} {value!r} is not one of: {', '.join(choices)}")
+
+  choose(config.model, MODELS, "model")
+  choose(config.dataset, data_lib.DATASETS, "dataset")
+  choose(config.schedule, SCHEDULES, "schedule")
+  choose(config.lr_schedule, LR_SCHEDULES, "lr-schedule")
+  if config.dataset not in MODEL_DATASETS[config.model]:
+    raise ConfigError(f"--model {config.model} takes {' or '.join(MODEL_DATASETS[config.model])} "
+                      f"images, not {config.dataset}")
+  if method.eta is None and config.eta is not None:
+    raise ConfigError(f"--method {config.method} takes no --eta")
+  if method.eta is not None:
+    if config.eta is None:
+      raise ConfigError(f"--method {config.method} needs --eta ({method.eta})")
+    if not config.eta >= 0:
+      raise ConfigError(f"--eta must be >= 0, got {config.eta}")
+  if config.layer_eta and not method.projection:
+    raise ConfigError("--layer-eta needs a projection --method")
+  for name in ("epochs", "batch_size"):
+    if getattr(config, name) < 1:
+      raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+  lottery = method.projection and config.schedule == "lottery"
+  if config.freeze_dead and not (method.projection and config.schedule == "every-step"):
+    raise ConfigError("--freeze-dead needs a projection --method with --schedule every-step")
+  if config.rewind_to_epoch and not lottery:
+    raise ConfigError("--rewind-to-epoch needs a projection --method with --schedule lottery")
+  if not 0 <= config.rewind_to_epoch < config.epochs:
+    raise ConfigError(f"--rewind-to-epoch must be in [0, --epochs) = [0, {config.epochs}), "
+                      f"got {config.rewind_to_epoch}")
+  if lottery and config.retrain_epochs < 1:
+    raise ConfigError("--schedule lottery needs --retrain-epochs >= 1")
+  if not 0 < config.keep <= 1:
+    raise ConfigError(f"--keep must be in (0, 1], got {config.keep}")
+  for name, radius in config.layer_eta:
+    if not radius >= 0:
+      raise ConfigError(f"--layer-eta {name}={radius}: the radius must be >= 0")
+  if config.retrain_epochs < 0 or not config.lr > 0:
+    raise ConfigError("--retrain-epochs must be >= 0 and --lr > 0")
+  for name in ("train_examples", "test_examples"):
+    value = getattr(config, name)
+    if value is not None and value < 1:
+      raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+  # Layer names are checked on the model's shapes, before any data is loaded.
+  constrained_layers(nnx.eval_shape(lambda: MODELS[config.model](rngs=nnx.Rngs(0))), config)
+
+
+def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str, ...]:
+  """Names of the weighted layers the method constrains."""
+  weighted = [name for name, layer in model.named_layers()
+              if isinstance(layer, (nnx.Linear, nnx.Conv))]
+  named = [("--layers", name) for name in config.layers or ()]
+  named += [("--layer-eta", name) for name, _ in config.layer_eta]
+  for flag, name in named:
+    if name not in weighted:
+      raise ConfigError(f"{flag}: {name} not among {', '.join(weighted)}")
+  if config.layers is not None:
+    chosen = tuple(config.layers)
+  elif config.model in DEFAULT_LAYERS:
+    chosen = DEFAULT_LAYERS[config.model]
+  elif config.model == "simplenet":
+    chosen = tuple(weighted[1:-1])
+  else:
+    chosen = tuple(weighted)
+  extra = tuple(name for name, _ in config.layer_eta if name not in chosen)
+  return tuple(name for name in weighted if name in chosen + extra)
+
+
+def kernel_selector(layers):
+  """``(path, leaf) -> bool``: the kernels of the constrained layers."""
+  return lambda path, leaf: path[0].key in layers and np.ndim(leaf) >= 2
+
+
+def radius_of(config: RunConfig, layer: str) -> float:
+  """The radius of ``layer``'s ball: its ``layer_eta`` entry, else ``eta``."""
+  return dict(config.layer_eta).get(layer, config.eta)
+
+
+def settings(config: RunConfig) -> dict:
+  """The settings that define a run (all but ``out``), as JSON reads them back."""
+  return json.loads(json.dumps({k: v for k, v in dataclasses.asdict(config).items() if k != "out"}))
+
+
+def check_same_settings(out: pathlib.Path, config: RunConfig) -> None:
+  """Refuses to resume ``out`` with settings other than those it started with."""
+  path = out / CONFIG_FILE
+  if not path.is_file():
+    return
+  saved, now = json.loads(path.read_text()), settings(config)
+  differing = [f"--{name.replace('_', '-')} {saved.get(name)} (now {value})"
+               for name, value in now.items() if saved.get(name) != value]
+  if differing:
+    raise ConfigError(f"{out} was started with other settings: {'; '.join(differing)}. "
+                      "Resume with the saved settings, or choose another --out")
