@@ -11,6 +11,7 @@ import dataclasses
 import json
 import pathlib
 
+import jax
 import numpy as np
 from flax import nnx
 
@@ -73,6 +74,8 @@ class RunConfig:
   freeze_dead: bool = setting(False, "every-step: a group the projection zeroes stays zero")
   batch_size: int = setting(128, "examples per step")
   seed: int = setting(0, "initialisation, shuffling and dropout", grid=True)
+  devices: int | None = setting(None, "train on the first N devices, each batch split over "
+                                "them (default: every device)")
   out: str = setting("runs/run", "output folder")
   data_dir: str | None = setting(None, "folder with IDX files or CIFAR-10 python batches")
   verify_data: bool = setting(True, "use MNIST files whose MD5 differs from the original "
@@ -128,12 +131,27 @@ def validate(config: RunConfig, method) -> None:
       raise ConfigError(f"--layer-eta {name}={radius}: the radius must be >= 0")
   if config.retrain_epochs < 0 or not config.lr > 0:
     raise ConfigError("--retrain-epochs must be >= 0 and --lr > 0")
+  devices = devices_of(config)
+  if config.batch_size % len(devices):
+    raise ConfigError(f"--batch-size {config.batch_size} does not split evenly over "
+                      f"{len(devices)} devices")
   for name in ("train_examples", "test_examples"):
     value = getattr(config, name)
     if value is not None and value < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
   # Layer names are checked on the model's shapes, before any data is loaded.
   constrained_layers(nnx.eval_shape(lambda: MODELS[config.model](rngs=nnx.Rngs(0))), config)
+
+
+def devices_of(config: RunConfig) -> list:
+  """The devices a run trains on: the first ``config.devices``, or all."""
+  available = jax.devices()
+  if config.devices is None:
+    return available
+  if not 1 <= config.devices <= len(available):
+    raise ConfigError(f"--devices must be in [1, {len(available)}] (the devices JAX sees), "
+                      f"got {config.devices}")
+  return available[:config.devices]
 
 
 def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str, ...]:

@@ -136,9 +136,12 @@ class _Training:
                                            self.steps_per_epoch)
     return nnx.Optimizer(self.model, transformation, wrt=nnx.Param)
 
-  def step(self, x, y):
-    return steps.train_step(self.model, self.optimizer, x, y, self.penalty, self.scales,
-                            self.scales_optimizer)
+  @property
+  def objects(self) -> tuple:
+    """What a training step changes: the model, its optimizer, HALO's scales."""
+    if self.scales is None:
+      return self.model, self.optimizer
+    return self.model, self.optimizer, self.scales, self.scales_optimizer
 
   def start_round(self, phase: str) -> None:
     """Magnitude pruning: the next round's mask, the rewound weights, a new optimizer."""
@@ -204,6 +207,8 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
 
   dataset = _subset(dataset or data_lib.load(config.dataset, config.data_dir,
                                              verify=config.verify_data), config)
+  devices = config_lib.devices_of(config)
+  on_devices = steps.to_devices(dataset, steps.data_mesh(devices), config.batch_size)
   sample = _sample_input(dataset)
   layers = config_lib.constrained_layers(
       nnx.eval_shape(lambda: config_lib.MODELS[config.model](rngs=nnx.Rngs(0))), config)
@@ -223,8 +228,8 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       if method.next_mask is not None and phase != method.phase_of(config, max(epoch - 1, 1)):
         training.start_round(phase)
       history.append(steps.train_epoch(
-          training.model, training.step, dataset, config, epoch, total_epochs, phase, sample,
-          progress, [h["seconds"] for h in history]))
+          training.objects, training.penalty, on_devices, dataset, config, epoch, total_epochs,
+          phase, sample, progress, [h["seconds"] for h in history]))
       checkpoints.save(epoch, training.states())
       _write_json(out / "history.json", history)
       if after_epoch is not None:
@@ -237,14 +242,15 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   accuracy_before_pruning = accuracy_before_rounding = history[-1]["accuracy"]
   if method.final_zeroing is not None:  # the method's own last step: exact zeros
     nnx.update(model, method.final_zeroing(config, steps.params_of(model), layers))
-    accuracy_before_rounding = steps.evaluate(model, dataset, config.batch_size)
+    accuracy_before_rounding = steps.evaluate(model, on_devices, config.batch_size,
+                                              len(dataset.test_images))
   # The network that is measured is the one that is evaluated: weights on the
   # memory estimate's quantisation grid, those below half a step exact zeros.
   nnx.update(model, metrics.quantize(steps.params_of(model)))
   result = {
       **dataclasses.asdict(config),
       "layers": list(layers),
-      "accuracy": steps.evaluate(model, dataset, config.batch_size),
+      "accuracy": steps.evaluate(model, on_devices, config.batch_size, len(dataset.test_images)),
       "accuracy_before_pruning": accuracy_before_pruning,
       "accuracy_before_rounding": accuracy_before_rounding,
       "epochs_total": len(history),
@@ -256,8 +262,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       "test_examples": len(dataset.test_images),
       "history": history,
       "plots": _draw(model, layers, config, method, out),
-      "platform": {"jax": jax.__version__, "device": str(jax.devices()[0]),
-                   "python": platform.python_version()},
+      "devices": len(devices),
+      "platform": {"jax": jax.__version__, "device": str(devices[0]),
+                   "platform": devices[0].platform, "python": platform.python_version()},
   }
   _write_json(out / "result.json", result)
   return read_result(out)  # as a resumed run reads it back

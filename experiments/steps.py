@@ -1,20 +1,36 @@
-"""The compiled training and evaluation steps, and one epoch of them."""
+"""The training and evaluation steps, compiled to run on the devices.
+
+The data lives on the devices once (:func:`to_devices`); an epoch is a few
+compiled calls, each a ``lax.scan`` over :data:`CHUNK_STEPS` steps of
+shuffled batches, the order drawn on the device from ``(seed, epoch)``.
+Every batch is sharded over the ``("data",)`` axis of the mesh, the
+parameters and the optimizer state replicated, so ``jit`` splits each step
+over the devices and sums the gradients across them. Between two calls the
+progress bar redraws and an interruption can stop the run.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import statistics
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from experiments import data as data_lib
 from experiments import interrupt
 from experiments.progress import duration
 from sparse_optax import metrics
+
+# Steps per compiled call: the host dispatches one call and reads one loss per
+# chunk, a cost spread over 64 steps; the bar and Ctrl-C act between chunks.
+CHUNK_STEPS = 64
 
 
 class Scales(nnx.Module):
@@ -29,8 +45,57 @@ def params_of(model):
   return nnx.as_pure(nnx.state(model, nnx.Param))
 
 
-@functools.partial(nnx.jit, static_argnames=("penalty",))
-def train_step(model, optimizer, x, y, penalty=None, scales=None, scales_optimizer=None):
+def data_mesh(devices) -> Mesh:
+  """A one-axis ``("data",)`` mesh over ``devices``."""
+  return Mesh(np.asarray(devices), ("data",))
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+  """A dataset on the devices: uint8 images and labels replicated, the test
+  split padded to whole batches with ``test_valid`` marking real examples."""
+
+  train_images: jax.Array
+  train_labels: jax.Array
+  test_images: jax.Array
+  test_labels: jax.Array
+  test_valid: jax.Array
+  mean: jax.Array
+  std: jax.Array
+  mesh: Mesh
+
+
+jax.tree_util.register_dataclass(
+    DeviceData, data_fields=["train_images", "train_labels", "test_images", "test_labels",
+                             "test_valid", "mean", "std"], meta_fields=["mesh"])
+
+
+def to_devices(dataset: data_lib.Dataset, mesh: Mesh, batch_size: int) -> DeviceData:
+  """Copies ``dataset`` to every device of ``mesh`` (once per run)."""
+  pad = -len(dataset.test_images) % batch_size
+  test_images = np.concatenate([dataset.test_images,
+                                np.zeros((pad,) + dataset.test_images.shape[1:], np.uint8)])
+  test_labels = np.concatenate([dataset.test_labels, np.zeros(pad, dataset.test_labels.dtype)])
+  valid = np.arange(len(test_labels)) < len(dataset.test_labels)
+  put = functools.partial(_replicated, mesh)
+  return DeviceData(put(dataset.train_images), put(dataset.train_labels.astype(np.int32)),
+                    put(test_images), put(test_labels.astype(np.int32)), put(valid),
+                    put(np.asarray(dataset.mean, np.float32)),
+                    put(np.asarray(dataset.std, np.float32)), mesh)
+
+
+def _replicated(mesh: Mesh, array: np.ndarray) -> jax.Array:
+  """``array`` on every device of ``mesh``, from each process's own copy."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+  return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def replicate(tree, mesh: Mesh):
+  """``tree``'s arrays on every device of ``mesh``."""
+  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def _update(model, optimizer, x, y, penalty=None, scales=None, scales_optimizer=None):
   """One step on the cross-entropy (plus ``penalty(params, scales)``,
   minimised in the scales too when they are given); returns the cross-entropy."""
   def loss_fn(model, scales):
@@ -50,39 +115,111 @@ def train_step(model, optimizer, x, y, penalty=None, scales=None, scales_optimiz
   return loss
 
 
-@nnx.jit
-def predict(model, x):
-  return jnp.argmax(model(x), axis=-1)
+train_step = nnx.jit(_update, static_argnames=("penalty",))
+train_step.__doc__ = """One jitted step on one batch from the host (the reference the
+scanned epochs are tested against); see :func:`train_chunk`."""
 
 
-def evaluate(model, dataset: data_lib.Dataset, batch_size: int) -> float:
-  """Accuracy on the test split, in evaluation mode (no dropout)."""
+def epoch_order(seed: int, epoch: int, examples: int, batch_size: int) -> jax.Array:
+  """The epoch's batches as example indices, ``(steps, batch_size)``: a
+  permutation drawn from ``(seed, epoch)``, the last incomplete batch dropped."""
+  return _epoch_order(jnp.asarray(seed, jnp.uint32), jnp.asarray(epoch, jnp.uint32),
+                      examples, batch_size)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _epoch_order(seed, epoch, examples, batch_size):
+  key = jax.random.fold_in(jax.random.key(seed), epoch)
+  steps = examples // batch_size
+  return jax.random.permutation(key, examples)[:steps * batch_size].reshape(steps, batch_size)
+
+
+def _batch(data: DeviceData, images, labels, index):
+  """Standardised images and labels of ``index``, sharded over the data axis."""
+  sharded = NamedSharding(data.mesh, PartitionSpec("data"))
+  x = (images[index].astype(jnp.float32) - data.mean) / data.std
+  return (jax.lax.with_sharding_constraint(x, sharded),
+          jax.lax.with_sharding_constraint(labels[index], sharded))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "penalty"))
+def train_chunk(graphdef, state, order, data: DeviceData, penalty=None):
+  """``len(order)`` steps, scanned: ``order`` holds one batch of indices per step.
+
+  Args:
+    graphdef: ``nnx.split((model, optimizer[, scales, scales_optimizer]))[0]``.
+    state: the matching state, replicated.
+    order: ``(steps, batch_size)`` indices into the training split.
+    data: the dataset on the devices.
+    penalty: added to the loss, as in :func:`train_step`.
+
+  Returns:
+    The new state and the cross-entropy of every step.
+  """
+  replicated = NamedSharding(data.mesh, PartitionSpec())
+  treedef = jax.tree.structure(state)
+
+  # The carry is the state's leaves: nnx may rebuild a tuple inside the
+  # optimizer state as a State, a change of structure scan would refuse.
+  def step(leaves, index):
+    objects = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+    x, y = _batch(data, data.train_images, data.train_labels, index)
+    loss = _update(*objects[:2], x, y, penalty, *objects[2:])
+    return jax.lax.with_sharding_constraint(jax.tree.leaves(nnx.state(objects)), replicated), loss
+
+  leaves, losses = jax.lax.scan(step, jax.tree.leaves(state), order)
+  return jax.tree.unflatten(treedef, leaves), losses
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "batch_size"))
+def _correct(graphdef, state, data: DeviceData, batch_size: int):
+  model = nnx.merge(graphdef, state)
+  batches = data.test_images.shape[0] // batch_size
+  order = jnp.arange(batches * batch_size).reshape(batches, batch_size)
+
+  def count(index):
+    x, y = _batch(data, data.test_images, data.test_labels, index)
+    return jnp.sum((jnp.argmax(model(x), axis=-1) == y) & data.test_valid[index])
+
+  return jnp.sum(jax.lax.map(count, order))
+
+
+def evaluate(model, data: DeviceData, batch_size: int, examples: int) -> float:
+  """Accuracy on the ``examples`` real test images, in evaluation mode (no
+  dropout, running batch statistics): one compiled call."""
   model.eval()
-  correct = 0
-  for x, y, valid in data_lib.batches(dataset.test_images, dataset.test_labels, batch_size,
-                                      mean=dataset.mean, std=dataset.std):
-    correct += int(np.sum((np.asarray(predict(model, x)) == y) & valid))
+  graphdef, state = nnx.split(model)
+  correct = _correct(graphdef, replicate(state, data.mesh), data, batch_size)
   model.train()
-  return correct / len(dataset.test_images)
+  return int(correct) / examples
 
 
-def train_epoch(model, step, dataset, config, epoch, total_epochs, phase, sample,
-                progress, earlier_seconds) -> dict:
-  """One epoch of ``step(x, y)``, then the test accuracy and the sparsity;
-  returns the epoch's record and says it on ``progress``."""
+def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, total_epochs,
+                phase, sample, progress, earlier_seconds) -> dict:
+  """One epoch over the training split, then the test accuracy and the
+  sparsity; returns the epoch's record and says it on ``progress``.
+
+  Args:
+    objects: ``(model, optimizer)``, or with HALO's scales and their optimizer.
+  """
   start = time.perf_counter()
-  steps = len(dataset.train_images) // config.batch_size
+  model = objects[0]
+  order = epoch_order(config.seed, epoch, len(dataset.train_images), config.batch_size)
+  steps = order.shape[0]
   bar = progress.epoch(f"epoch {epoch}/{total_epochs} ({phase})", steps, config.batch_size)
+  graphdef, state = nnx.split(objects)
+  state = replicate(state, data.mesh)
   losses = []
-  batches = data_lib.batches(dataset.train_images, dataset.train_labels, config.batch_size,
-                             mean=dataset.mean, std=dataset.std, seed=config.seed, epoch=epoch)
-  for count, (x, y, _) in enumerate(batches, start=1):
-    losses.append(step(x, y))
-    bar.update(count, losses[-1])
+  for first in range(0, steps, CHUNK_STEPS):
+    state, chunk_losses = train_chunk(graphdef, state, order[first:first + CHUNK_STEPS], data,
+                                      penalty)
+    losses.append(chunk_losses)
+    bar.update(min(first + CHUNK_STEPS, steps), chunk_losses[-1])
     interrupt.raise_if_requested()
-  mean_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
+  nnx.update(objects, state)
+  mean_loss = float(jnp.mean(jnp.concatenate(losses))) if losses else float("nan")
   throughput = bar.close()
-  accuracy = evaluate(model, dataset, config.batch_size)
+  accuracy = evaluate(model, data, config.batch_size, len(dataset.test_images))
   seconds = time.perf_counter() - start
   report = metrics.report(model, sample).total
   record = {"epoch": epoch, "phase": phase, "loss": mean_loss, "accuracy": accuracy,
