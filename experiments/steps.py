@@ -194,6 +194,33 @@ def evaluate(model, data: DeviceData, batch_size: int, examples: int) -> float:
   return int(correct) / examples
 
 
+def train_steps(objects, penalty, data: DeviceData, order, after_chunk=None) -> jax.Array:
+  """Trains ``objects`` on the batches of ``order``, :data:`CHUNK_STEPS` per
+  compiled call; returns the cross-entropy of every step.
+
+  Args:
+    objects: ``(model, optimizer)``, or with HALO's scales and their optimizer;
+      updated in place once all the steps are done.
+    penalty: added to the loss, as in :func:`train_step`.
+    data: the dataset on the devices.
+    order: ``(steps, batch_size)`` indices into the training split.
+    after_chunk: called with the steps done and the last loss after each call.
+  """
+  graphdef, state = nnx.split(objects)
+  state = replicate(state, data.mesh)
+  steps = order.shape[0]
+  losses = []
+  for first in range(0, steps, CHUNK_STEPS):
+    state, chunk_losses = train_chunk(graphdef, state, order[first:first + CHUNK_STEPS], data,
+                                      penalty)
+    losses.append(chunk_losses)
+    if after_chunk is not None:
+      after_chunk(min(first + CHUNK_STEPS, steps), chunk_losses[-1])
+    interrupt.raise_if_requested()
+  nnx.update(objects, state)
+  return jnp.concatenate(losses) if losses else jnp.zeros(0)
+
+
 def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, total_epochs,
                 phase, sample, progress, earlier_seconds) -> dict:
   """One epoch over the training split, then the test accuracy and the
@@ -207,17 +234,8 @@ def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, tota
   order = epoch_order(config.seed, epoch, len(dataset.train_images), config.batch_size)
   steps = order.shape[0]
   bar = progress.epoch(f"epoch {epoch}/{total_epochs} ({phase})", steps, config.batch_size)
-  graphdef, state = nnx.split(objects)
-  state = replicate(state, data.mesh)
-  losses = []
-  for first in range(0, steps, CHUNK_STEPS):
-    state, chunk_losses = train_chunk(graphdef, state, order[first:first + CHUNK_STEPS], data,
-                                      penalty)
-    losses.append(chunk_losses)
-    bar.update(min(first + CHUNK_STEPS, steps), chunk_losses[-1])
-    interrupt.raise_if_requested()
-  nnx.update(objects, state)
-  mean_loss = float(jnp.mean(jnp.concatenate(losses))) if losses else float("nan")
+  losses = train_steps(objects, penalty, data, order, bar.update)
+  mean_loss = float(jnp.mean(losses)) if losses.size else float("nan")
   throughput = bar.close()
   accuracy = evaluate(model, data, config.batch_size, len(dataset.test_images))
   seconds = time.perf_counter() - start

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments import bench_compact, bench_projections, bench_step
+from experiments import bench_compact, bench_projections, bench_step, bench_train
 
 
 @pytest.mark.slow
@@ -25,3 +25,10 @@ def test_step_benchmark_prints_its_table(capsys):
 def test_compaction_benchmark_prints_its_table(capsys):
   assert bench_compact.main(["--etas", "30", "--batch", "8", "--repeats", "1"]) == 0
   assert "| 30 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_training_benchmark_prints_its_table(capsys):
+  assert bench_train.main(["--examples", "256", "--rounds", "1", "--models", "lenet300"]) == 0
+  out = capsys.readouterr().out
+  assert "| lenet300 | adam + project_l11 |" in out and "runner / minimal" in out

@@ -1,0 +1,146 @@
+"""Training throughput: the runner's epoch against a minimal scanned loop.
+
+For each model (LeNet-300-100, LFC4, Net4) and optimizer (Adam alone, Adam
+then ``project_l11`` every step), one epoch of random images is trained two
+ways, in interleaved rounds after a warm-up, on every device JAX sees:
+
+* the runner's: :func:`experiments.steps.train_steps`, the code every run
+  uses (compiled chunks of :data:`~experiments.steps.CHUNK_STEPS` steps, the
+  batch sharded over a ``("data",)`` mesh);
+* a minimal loop written here: the whole epoch as one ``jax.jit`` of
+  ``lax.scan`` over a functional step (``optax`` state, ``nnx.merge``), the
+  same batches, the same sharding.
+
+The table gives images per second (median over rounds) and their ratio. Run
+from the repository root, on one device and on 8 simulated CPU devices::
+
+    python -m experiments.bench_train
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m experiments.bench_train
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import sparse_optax
+from experiments import config as config_lib
+from experiments import data as data_lib
+from experiments import steps
+from experiments.tables import markdown
+from experiments.timing import machine_line
+
+MODELS = ("lenet300", "lfc4", "net4")
+# Radii that leave most of each network alive, so the projection does real work.
+ETA = {"lenet300": 400.0, "lfc4": 400.0, "net4": 40.0}
+BATCH_SIZE = 128
+
+
+def random_dataset(examples: int, seed: int = 0) -> data_lib.Dataset:
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (examples, 28, 28, 1), dtype=np.uint8)
+  labels = rng.integers(0, 10, examples).astype(np.int32)
+  return data_lib.Dataset("mnist", images, labels, images[:BATCH_SIZE], labels[:BATCH_SIZE],
+                          "random", np.asarray([127.5], np.float32), np.asarray([73.9], np.float32))
+
+
+def transformation(model_name: str, projected: bool) -> optax.GradientTransformation:
+  adam = optax.adam(1e-3)
+  return optax.chain(adam, sparse_optax.project_l11(ETA[model_name])) if projected else adam
+
+
+def runner_epoch(model_name, projected, data, order):
+  """The runner's code path; returns a function that trains one epoch."""
+  model = config_lib.MODELS[model_name](rngs=nnx.Rngs(0))
+  objects = (model, nnx.Optimizer(model, transformation(model_name, projected), wrt=nnx.Param))
+  return lambda: steps.train_steps(objects, None, data, order)
+
+
+def minimal_epoch(model_name, projected, data, order):
+  """The whole epoch as one compiled scan of a functional step."""
+  model = config_lib.MODELS[model_name](rngs=nnx.Rngs(0))
+  graphdef, params, others = nnx.split(model, nnx.Param, ...)
+  tx = transformation(model_name, projected)
+  carry = steps.replicate((params, others, tx.init(params)), data.mesh)
+  batch = jax.sharding.NamedSharding(data.mesh, jax.sharding.PartitionSpec("data"))
+
+  @jax.jit
+  def epoch(carry, order):
+    def step(carry, index):
+      params, others, opt_state = carry
+      x = (data.train_images[index].astype(jnp.float32) - data.mean) / data.std
+      x = jax.lax.with_sharding_constraint(x, batch)
+      y = jax.lax.with_sharding_constraint(data.train_labels[index], batch)
+
+      def loss_fn(params):
+        model = nnx.merge(graphdef, params, others)
+        loss = optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+        return loss, nnx.state(model, nnx.Not(nnx.Param))
+
+      (loss, others), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), others, opt_state), loss
+    return jax.lax.scan(step, carry, order)
+
+  def run():
+    nonlocal carry
+    carry, losses = epoch(carry, order)
+    return losses
+  return run
+
+
+def throughputs(functions: dict, examples: int, rounds: int) -> dict:
+  """Images per second of each function, median over interleaved rounds."""
+  for fn in functions.values():
+    jax.block_until_ready(fn())  # compile and warm up
+  seconds = {name: [] for name in functions}
+  for _ in range(rounds):
+    for name, fn in functions.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      seconds[name].append(time.perf_counter() - start)
+  return {name: examples / statistics.median(t) for name, t in seconds.items()}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--examples", type=int, default=8192,
+                      help="training images per epoch (default: 8192, 64 batches of 128)")
+  parser.add_argument("--rounds", type=int, default=5, help="timed epochs per variant (default: 5)")
+  parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, from "
+                      + ", ".join(MODELS))
+  args = parser.parse_args(argv)
+  devices = jax.devices()
+  if BATCH_SIZE % len(devices):
+    print(f"error: batch {BATCH_SIZE} does not split over {len(devices)} devices", file=sys.stderr)
+    return 2
+  data = steps.to_devices(random_dataset(args.examples), steps.data_mesh(devices), BATCH_SIZE)
+  order = steps.epoch_order(0, 1, args.examples, BATCH_SIZE)
+  rows = []
+  for model_name in args.models.split(","):
+    for projected in (False, True):
+      measured = throughputs({"runner": runner_epoch(model_name, projected, data, order),
+                              "minimal": minimal_epoch(model_name, projected, data, order)},
+                             order.size, args.rounds)
+      rows.append([model_name, "adam + project_l11" if projected else "adam",
+                   f"{measured['runner']:,.0f}", f"{measured['minimal']:,.0f}",
+                   f"{measured['runner'] / measured['minimal']:.2f}x"])
+      print(f"{model_name} {rows[-1][1]}: {rows[-1][4]}", file=sys.stderr, flush=True)
+  print(f"# Training throughput\n\n{machine_line()}; {len(devices)} device(s); batch "
+        f"{BATCH_SIZE} sharded over them; {args.examples} random images per epoch; median of "
+        f"{args.rounds} interleaved epochs after warm-up.\n")
+  print(markdown(["model", "optimizer", "runner (img/s)", "minimal scan (img/s)",
+                  "runner / minimal"], rows))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
