@@ -9,6 +9,7 @@ at the next step, with what is saved, the command that continues, and status
 from __future__ import annotations
 
 import argparse
+import builtins
 import dataclasses
 import shlex
 import signal
@@ -16,6 +17,7 @@ import sys
 
 from experiments import config as config_lib
 from experiments import data as data_lib
+from experiments import hosts
 from experiments import interrupt
 from experiments import methods
 from experiments import runner
@@ -116,6 +118,10 @@ def _add_run_flags(parser, *, grid: bool):
         kwargs["choices"] = CHOICES[name]
     parser.add_argument(flag, **kwargs)
   parser.add_argument("--quiet", action="store_true", help="print nothing but the result")
+  parser.add_argument("--distributed", action="store_true",
+                      help="one of several processes (hosts) training together: join them "
+                           "with jax.distributed.initialize(), coordinator from the "
+                           "environment (see the README)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -177,7 +183,9 @@ def _continue_hint(args, argv) -> str:
 def main(argv=None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   args = parser().parse_args(argv)
-  progress = Progress(quiet=args.quiet)
+  if getattr(args, "distributed", False):
+    hosts.initialize()
+  progress = Progress(quiet=args.quiet or not hosts.writes_files())
   try:
     with interrupt.deferred():
       interrupt.raise_if_requested()  # a signal while the modules loaded
@@ -197,6 +205,7 @@ def main(argv=None) -> int:
 
 def _main(args, progress) -> int:
   """Runs the chosen command; errors and interruptions are said by :func:`main`."""
+  print = builtins.print if hosts.writes_files() else (lambda *args, **kwargs: None)
   if args.command == "run":
     config = _config(args, out=args.out or _default_out(args))
     result = runner.run(config, resume=args.resume, progress=progress)

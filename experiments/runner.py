@@ -35,6 +35,7 @@ from flax import nnx
 from experiments import comparators
 from experiments import config as config_lib
 from experiments import data as data_lib
+from experiments import hosts
 from experiments import interrupt
 from experiments import methods
 from experiments import plots
@@ -56,7 +57,10 @@ def read_result(run_dir) -> dict:
 
 
 def _write_json(path: pathlib.Path, content) -> None:
-  """Writes JSON atomically: a killed run never leaves half a file."""
+  """Writes JSON atomically (a killed run never leaves half a file), from
+  process 0 only when several processes train together."""
+  if not hosts.writes_files():
+    return
   tmp = path.with_name(f".{path.name}.tmp")
   tmp.write_text(json.dumps(content, indent=2, sort_keys=True))
   os.replace(tmp, path)
@@ -230,7 +234,7 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       history.append(steps.train_epoch(
           training.objects, training.penalty, on_devices, dataset, config, epoch, total_epochs,
           phase, sample, progress, [h["seconds"] for h in history]))
-      checkpoints.save(epoch, training.states())
+      checkpoints.save(epoch, steps.replicate(training.states(), on_devices.mesh))
       _write_json(out / "history.json", history)
       if after_epoch is not None:
         after_epoch(epoch)
@@ -267,7 +271,7 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
                    "platform": devices[0].platform, "python": platform.python_version()},
   }
   _write_json(out / "result.json", result)
-  return read_result(out)  # as a resumed run reads it back
+  return json.loads(json.dumps(result))  # as a resumed run reads it back
 
 
 def _draw(model, layers, config: RunConfig, method: methods.Method,
@@ -276,5 +280,8 @@ def _draw(model, layers, config: RunConfig, method: methods.Method,
       name for name, layer in model.named_layers() if isinstance(layer, (nnx.Linear, nnx.Conv)))
   kernels = {name: np.asarray(getattr(model, name).kernel[...]) for name in shown}
   label = f"{config.model} {config.dataset} {config.method} eta={config.eta} {config.schedule}"
-  return [str(plots.weight_matrices_png(kernels, out / "weights.png", title=label)),
-          str(plots.weight_distributions_png(kernels, out / "distribution.png", title=label))]
+  pictures = out / "weights.png", out / "distribution.png"
+  if hosts.writes_files():
+    plots.weight_matrices_png(kernels, pictures[0], title=label)
+    plots.weight_distributions_png(kernels, pictures[1], title=label)
+  return [str(path) for path in pictures]

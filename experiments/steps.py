@@ -91,8 +91,20 @@ def _replicated(mesh: Mesh, array: np.ndarray) -> jax.Array:
 
 
 def replicate(tree, mesh: Mesh):
-  """``tree``'s arrays on every device of ``mesh``."""
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+  """``tree``'s arrays on every device of ``mesh`` (of every process)."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def put(leaf):
+    if isinstance(leaf, jax.Array) and leaf.sharding == sharding:
+      return leaf
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      data = _replicated(mesh, np.asarray(jax.random.key_data(leaf)))
+      return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    return _replicated(mesh, np.asarray(leaf))
+
+  return jax.tree.map(put, tree)
 
 
 def _update(model, optimizer, x, y, penalty=None, scales=None, scales_optimizer=None):
@@ -165,7 +177,8 @@ def train_chunk(graphdef, state, order, data: DeviceData, penalty=None):
     objects = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
     x, y = _batch(data, data.train_images, data.train_labels, index)
     loss = _update(*objects[:2], x, y, penalty, *objects[2:])
-    return jax.lax.with_sharding_constraint(jax.tree.leaves(nnx.state(objects)), replicated), loss
+    leaves = jax.tree.leaves(nnx.state(objects))
+    return jax.lax.with_sharding_constraint((leaves, loss), replicated)
 
   leaves, losses = jax.lax.scan(step, jax.tree.leaves(state), order)
   return jax.tree.unflatten(treedef, leaves), losses
@@ -181,7 +194,8 @@ def _correct(graphdef, state, data: DeviceData, batch_size: int):
     x, y = _batch(data, data.test_images, data.test_labels, index)
     return jnp.sum((jnp.argmax(model(x), axis=-1) == y) & data.test_valid[index])
 
-  return jnp.sum(jax.lax.map(count, order))
+  total = jnp.sum(jax.lax.map(count, order))
+  return jax.lax.with_sharding_constraint(total, NamedSharding(data.mesh, PartitionSpec()))
 
 
 def evaluate(model, data: DeviceData, batch_size: int, examples: int) -> float:

@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import data as data_lib  # noqa: E402
+from experiments import hosts  # noqa: E402
 from experiments import methods as methods_lib  # noqa: E402
 from experiments import plots  # noqa: E402
 from experiments import runner  # noqa: E402
@@ -77,12 +78,13 @@ def sweep(base: runner.RunConfig, methods, etas, seeds, out, *,
     result = runner.run(config, resume=pathlib.Path(config.out).exists(), progress=progress,
                         dataset=dataset)
     rows.append(csv_row(result, config.out))
-  csv_path = out / "sweep.csv"
+  csv_path, markdown_path = out / "sweep.csv", out / "sweep.md"
+  if not hosts.writes_files():
+    return {"rows": rows, "csv": str(csv_path), "markdown": str(markdown_path), "plots": []}
   with open(csv_path, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-  markdown_path = out / "sweep.md"
   markdown_path.write_text(markdown_table(rows) + "\n")
   return {"rows": rows, "csv": str(csv_path), "markdown": str(markdown_path),
           "plots": [str(p) for p in _plots(rows, out)]}

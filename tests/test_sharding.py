@@ -89,3 +89,37 @@ def test_a_batch_that_does_not_split_over_the_devices_is_one_line(tmp_path):
   more = _runner(["--model", "lenet300", "--dataset", "mnist", "--devices", "9"], tmp_path / "run")
   assert more.returncode == 2 and "--devices must be in [1, 8]" in more.stderr
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_on_this_host_train_as_one(tmp_path):
+  import socket
+  import fake_data
+  fake_data.idx_dataset(tmp_path / "idx", train=320, test=64)
+  args = ["--model", "lenet300", "--dataset", "mnist", "--method", "pgl11", "--eta", "60",
+          "--schedule", "lottery", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "32",
+          "--no-verify", "--data-dir", tmp_path / "idx", "--quiet"]
+  single = _runner([*args, "--devices", "1"], tmp_path / "single")
+  assert single.returncode == 0, single.stderr
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  processes = []
+  for process_id in (0, 1):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
+               JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+               JAX_PROCESS_ID=str(process_id))
+    processes.append(subprocess.Popen(
+        [sys.executable, "-m", "experiments", "run", "--distributed", *map(str, args),
+         "--out", str(tmp_path / "two")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True))
+  for process in processes:
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+  one = json.loads((tmp_path / "single" / "result.json").read_text())
+  two = json.loads((tmp_path / "two" / "result.json").read_text())
+  assert two["devices"] == 2
+  assert two["accuracy"] == one["accuracy"] and two["maccs_effective"] == one["maccs_effective"]
+  assert [l["nonzero"] for l in two["layers_report"]] == [l["nonzero"] for l in one["layers_report"]]
+  np.testing.assert_allclose([h["loss"] for h in two["history"]],
+                             [h["loss"] for h in one["history"]], rtol=1e-5)
