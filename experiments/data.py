@@ -33,7 +33,6 @@ import hashlib
 import pathlib
 import io
 import pickle
-from typing import Iterator
 
 import numpy as np
 
@@ -302,28 +301,3 @@ def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None,
 def normalise(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
   """uint8 images to standardised float32."""
   return (images.astype(np.float32) - mean) / std
-
-
-def batches(images, labels, batch_size: int, *, mean, std, seed: int | None = None,
-            epoch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """Yields ``(x, y, valid)`` batches of exactly ``batch_size`` examples.
-
-  With a ``seed`` the order is a permutation drawn from ``(seed, epoch)`` and
-  the last incomplete batch is dropped (training). Without, the order is the
-  dataset's and the last batch is padded, ``valid`` marking the real examples
-  (evaluation), so every batch has the same shape and one compilation serves.
-  """
-  n = len(images)
-  if seed is not None:
-    order = np.random.default_rng([seed, epoch]).permutation(n)
-    stop = n - n % batch_size
-  else:
-    order = np.arange(n)
-    stop = n
-  for start in range(0, stop, batch_size):
-    index = order[start:start + batch_size]
-    valid = np.ones(batch_size, bool)
-    if len(index) < batch_size:
-      valid[len(index):] = False
-      index = np.concatenate([index, np.zeros(batch_size - len(index), index.dtype)])
-    yield normalise(images[index], mean, std), labels[index], valid

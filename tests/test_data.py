@@ -141,25 +141,8 @@ def test_real_mnist_is_the_original_release():
   assert len(dataset.files) == 4 and all(len(digest) == 64 for _, digest in dataset.files)
 
 
-def test_training_batches_are_seeded_permutations():
-  images = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1)
-  labels = np.arange(50)
-  mean, std = np.zeros(1, np.float32), np.ones(1, np.float32)
-  epoch = lambda e, seed=3: [y for _, y, _ in data.batches(images, labels, 8, mean=mean, std=std,
-                                                           seed=seed, epoch=e)]
-  first, again, second = epoch(1), epoch(1), epoch(2)
-  assert len(first) == 6 and all(len(y) == 8 for y in first)  # the last 2 dropped
-  np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
-  assert not np.array_equal(np.concatenate(first), np.concatenate(second))
-  assert len(set(np.concatenate(first).tolist())) == 48
-  x, y, _ = next(data.batches(images, labels, 8, mean=mean, std=std, seed=3, epoch=1))
-  np.testing.assert_array_equal(x[:, 0, 0, 0], y.astype(np.float32))
-
-
-def test_evaluation_batches_are_padded_and_marked():
-  images = np.full((10, 2, 2, 1), 51, np.uint8)
-  batches = list(data.batches(images, np.arange(10), 4, mean=np.full(1, 50, np.float32),
-                              std=np.full(1, 0.5, np.float32)))
-  assert [b[2].sum() for b in batches] == [4, 4, 2]
-  assert batches[-1][0].shape == (4, 2, 2, 1) and batches[0][0].dtype == np.float32
-  np.testing.assert_allclose(batches[0][0], 2.0)
+def test_normalise_standardises_uint8_images():
+  images = np.full((3, 2, 2, 1), 51, np.uint8)
+  x = data.normalise(images, np.full(1, 50, np.float32), np.full(1, 0.5, np.float32))
+  assert x.dtype == np.float32
+  np.testing.assert_allclose(x, 2.0)

@@ -41,13 +41,18 @@ def _runner(args, out, *, wait=True):
   return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
-def test_the_runner_on_eight_devices_gives_the_one_device_result_and_resumes(tmp_path):
+def _lottery_on_bars(tmp_path, *, epochs):
+  """Flags of a short ℓ1,1 lottery on generated bars, written to ``tmp_path``."""
   import fake_data
   fake_data.idx_dataset(tmp_path / "idx", train=320, test=64)
-  args = ["--model", "lenet300", "--dataset", "mnist", "--method", "pgl11", "--eta", "60",
-          "--schedule", "lottery", "--epochs", "2", "--retrain-epochs", "2", "--batch-size", "32",
-          "--no-verify", "--data-dir", tmp_path / "idx", "--quiet"]
+  return ["--model", "lenet300", "--dataset", "mnist", "--method", "pgl11", "--eta", "60",
+          "--schedule", "lottery", "--epochs", epochs, "--retrain-epochs", epochs,
+          "--batch-size", "32", "--no-verify", "--data-dir", tmp_path / "idx", "--quiet"]
+
+
+@pytest.mark.slow
+def test_the_runner_on_eight_devices_gives_the_one_device_result_and_resumes(tmp_path):
+  args = _lottery_on_bars(tmp_path, epochs=2)
   results = {}
   for devices in (1, 8):
     done = _runner([*args, "--devices", devices], tmp_path / f"d{devices}")
@@ -94,11 +99,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_two_processes_on_this_host_train_as_one(tmp_path):
   import socket
-  import fake_data
-  fake_data.idx_dataset(tmp_path / "idx", train=320, test=64)
-  args = ["--model", "lenet300", "--dataset", "mnist", "--method", "pgl11", "--eta", "60",
-          "--schedule", "lottery", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "32",
-          "--no-verify", "--data-dir", tmp_path / "idx", "--quiet"]
+  args = _lottery_on_bars(tmp_path, epochs=1)
   single = _runner([*args, "--devices", "1"], tmp_path / "single")
   assert single.returncode == 0, single.stderr
   with socket.socket() as probe:
