@@ -79,15 +79,12 @@ def minimal_epoch(model_name, projected, data, order):
       x = (data.train_images[index].astype(jnp.float32) - data.mean) / data.std
       x = jax.lax.with_sharding_constraint(x, batch)
       y = jax.lax.with_sharding_constraint(data.train_labels[index], batch)
-
-      def loss_fn(params):
-        model = nnx.merge(graphdef, params, others)
-        loss = optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-        return loss, nnx.state(model, nnx.Not(nnx.Param))
-
-      (loss, others), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+      model = nnx.merge(graphdef, params, others)
+      loss, grads = nnx.value_and_grad(
+          lambda model: optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean())(model)
       updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), others, opt_state), loss
+      params = optax.apply_updates(params, updates)
+      return (params, nnx.state(model, nnx.Not(nnx.Param)), opt_state), loss
     return jax.lax.scan(step, carry, order)
 
   def run():

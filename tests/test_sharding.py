@@ -86,6 +86,7 @@ def test_the_runner_on_eight_devices_gives_the_one_device_result_and_resumes(tmp
   assert [h["loss"] for h in again["history"]] == [h["loss"] for h in eight["history"]]
 
 
+@pytest.mark.slow
 def test_a_batch_that_does_not_split_over_the_devices_is_one_line(tmp_path):
   done = _runner(["--model", "lenet300", "--dataset", "mnist", "--batch-size", "36",
                   "--devices", "8"], tmp_path / "run")
