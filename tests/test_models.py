@@ -39,7 +39,9 @@ def test_dense_maccs_are_the_papers():
   assert 5.4e6 < SIMPLENET_PARAMS < 5.6e6
 
 
-@pytest.mark.parametrize("name", MODELS)
+# SimpleNet's report traces a 5.5 M-parameter network: the slow CI step checks it.
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "simplenet"
+                                  else name for name in MODELS])
 def test_report_counts_the_exact_dense_maccs_and_params(name):
   build, shape, maccs, params = MODELS[name]
   model = build(rngs=nnx.Rngs(0))
