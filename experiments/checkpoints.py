@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pathlib
 
+import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -38,11 +40,19 @@ class Checkpoints:
     self.manager.close()
 
 
+def like(template, pure):
+  """``pure`` (restored by name) in the structure and dtypes of ``template``,
+  an ``nnx.State`` or a pytree of arrays; ``template`` is left as it was."""
+  state = nnx.State(jax.tree.map(lambda leaf: leaf, template))
+  nnx.replace_by_pure_dict(state, pure)
+  # By leaves: a restored tuple inside an optimizer state may come back a list.
+  leaves = [jnp.asarray(v, t.dtype) for t, v in zip(jax.tree.leaves(template), jax.tree.leaves(state))]
+  return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
 def load_into(module: nnx.Module, pure, *filters) -> None:
   """Sets ``module``'s state (restricted to ``filters``) from a restored pure pytree."""
-  state = nnx.state(module, *filters)
-  nnx.replace_by_pure_dict(state, pure)
-  nnx.update(module, state)
+  nnx.update(module, like(nnx.state(module, *filters), pure))
 
 
 def saved_epoch(out) -> int | None:

@@ -40,7 +40,7 @@ from experiments import interrupt
 from experiments import methods
 from experiments import plots
 from experiments import steps
-from experiments.checkpoints import Checkpoints, load_into, saved_epoch
+from experiments.checkpoints import Checkpoints, like, load_into, saved_epoch
 from experiments.config import ConfigError, RunConfig
 from experiments.progress import Progress
 from sparse_optax import lottery, metrics
@@ -120,10 +120,10 @@ class _Training:
   """What a run changes as it trains: the model, its optimizer, HALO's scales,
   the initial weights and the mask; saved and restored by name."""
 
-  def __init__(self, config: RunConfig, method: methods.Method, layers, steps_per_epoch: int):
-    self.config, self.method, self.layers = config, method, layers
-    self.steps_per_epoch = steps_per_epoch
+  def __init__(self, config: RunConfig, method: methods.Method, steps_per_epoch: int):
+    self.config, self.method, self.steps_per_epoch = config, method, steps_per_epoch
     self.model = config_lib.MODELS[config.model](rngs=nnx.Rngs(config.seed))
+    self.layers = layers = config_lib.constrained_layers(self.model, config)
     self.initial = steps.params_of(self.model)
     self.all_true = jax.tree.map(lambda p: jnp.ones(p.shape, bool), self.initial)
     self.mask = self.all_true
@@ -167,20 +167,13 @@ class _Training:
 
   def restore(self, saved: dict, phase: str) -> None:
     load_into(self.model, saved["model"], nnx.Not(nnx.RngKey))
-    self.initial = _like(self.initial, saved["initial"])
-    self.mask = _like(self.mask, saved["mask"])
+    self.initial = like(self.initial, saved["initial"])
+    self.mask = like(self.mask, saved["mask"])
     self.optimizer = self._optimizer(phase)
     load_into(self.optimizer, saved["optimizer"])
     if self.scales is not None:
       load_into(self.scales, saved["scales"])
       load_into(self.scales_optimizer, saved["scales_optimizer"])
-
-
-def _like(template, pure):
-  """``pure`` (restored by name) in ``template``'s structure and dtypes."""
-  state = nnx.State(jax.tree.map(lambda x: x, template))
-  nnx.replace_by_pure_dict(state, pure)
-  return jax.tree.map(lambda t, v: jnp.asarray(v, t.dtype), template, state)
 
 
 def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = None,
@@ -214,9 +207,8 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   devices = config_lib.devices_of(config)
   on_devices = steps.to_devices(dataset, steps.data_mesh(devices), config.batch_size)
   sample = _sample_input(dataset)
-  layers = config_lib.constrained_layers(
-      nnx.eval_shape(lambda: config_lib.MODELS[config.model](rngs=nnx.Rngs(0))), config)
-  training = _Training(config, method, layers, len(dataset.train_images) // config.batch_size)
+  training = _Training(config, method, len(dataset.train_images) // config.batch_size)
+  layers = training.layers
   total_epochs = sum(epochs for _, epochs in method.phases(config))
   history: list[dict] = []
 
