@@ -14,33 +14,41 @@ from sparse_optax.projections import _threshold
 from sparse_optax.projections import warm_start
 
 
-def simplex_magnitudes(a, radius, start=None, method="newton"):
+def simplex_magnitudes(a, radius, start=None, method="newton", signs_of=None):
   r"""``(p, θ)``: the projection of the vector ``a`` onto :math:`\{p \ge 0,\ \sum p = r\}`.
 
   ``a`` may hold any real values (``-inf`` included); the solution is
   :math:`p = (a - \tau)_+`. The search runs on :math:`b = a - \beta` for a
   lower bound :math:`\beta` of :math:`\tau`: :math:`\beta = 0` when
-  :math:`r \ge \max a` and :math:`\sum a_+ \ge r` (then :math:`b = a_+`, no
-  rounding added), else :math:`\beta = \max a - r`, with :math:`b` formed as
-  :math:`(a - \max a) + r` so the largest entry sits at exactly :math:`r`
-  even when :math:`\max a \gg r` (float32 at 1e9 with :math:`r = 1` still
-  returns a vertex). ``θ = τ − β`` is the search state a warm start resumes.
+  :math:`r \ge \max a` and :math:`\sum a_+ \ge r` (then :math:`b = a`: the
+  search ignores entries below its threshold, so negatives need no clipping
+  and no rounding is added), else :math:`\beta = \max a - r`, with :math:`b`
+  formed as :math:`(a - \max a) + r` so the largest entry sits at exactly
+  :math:`r` even when :math:`\max a \gg r` (float32 at 1e9 with :math:`r = 1`
+  still returns a vertex). ``θ = τ − β`` is the search state a warm start
+  resumes. With ``signs_of``, ``p`` takes the signs of that array (``+`` at
+  its zeros), in the same pass.
   """
   top = jnp.max(a)
   unshifted = (radius >= top) & (jnp.sum(jnp.maximum(a, 0)) >= radius)
+  return shifted_simplex_magnitudes(a, radius, top, unshifted, start, method, signs_of)
+
+
+def shifted_simplex_magnitudes(a, radius, top, unshifted, start, method, signs_of):
+  """:func:`simplex_magnitudes` given ``top = max a`` and whether ``β = 0``."""
 
   def solve(b):
     theta = _threshold.l1_threshold(b, radius, (0,), method, start)
+    kept = b - theta
+    if signs_of is not None:
+      kept = jnp.where(signs_of < 0, -kept, kept)
     # `where`, not `maximum`: at b == θ the derivative is the dropped side's,
-    # 0, where `maximum` would split it in halves.
-    return jnp.where(b > theta, b - theta, 0), theta
-
-  def shifted():
-    gap = top - a
-    return solve(jnp.where(gap < radius, radius - gap, 0))
+    # 0, where `maximum` would split it in halves. A NaN compares false and
+    # stays NaN.
+    return jnp.where(b <= theta, 0, kept), theta
 
   # A branch, not a select: the common case reads `a` as it is.
-  return lax.cond(unshifted, lambda: solve(jnp.maximum(a, 0)), shifted)
+  return lax.cond(unshifted, lambda: solve(a), lambda: solve(jnp.maximum((a - top) + radius, 0)))
 
 
 def _l1_ball_from(x, radius, start, method):
@@ -48,15 +56,15 @@ def _l1_ball_from(x, radius, start, method):
   flat = x.reshape(-1).astype(dtype)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   a = jnp.abs(flat)
-  inside = jnp.sum(a) <= r
+  top = jnp.max(a)
 
   def project():
-    magnitudes, theta = simplex_magnitudes(a, r, start, method)
-    return jnp.sign(flat) * magnitudes, theta
+    # Outside the ball Σ a > r, so only the largest entry decides the shift.
+    return shifted_simplex_magnitudes(a, r, top, r >= top, start, method, flat)
 
   # Inside the ball (boundary included) the result is x itself, and so is the
   # derivative: the identity, also at entries that are exactly 0. No search.
-  projected, theta = lax.cond(inside, lambda: (flat, jnp.zeros((1,), dtype)), project)
+  projected, theta = lax.cond(jnp.sum(a) <= r, lambda: (flat, jnp.zeros((1,), dtype)), project)
   return projected.reshape(x.shape).astype(x.dtype), theta
 
 
@@ -127,9 +135,8 @@ def _l1_sphere(tree, radius, method):
   dtype = validation.compute_dtype(flat.dtype)
   v = flat.astype(dtype)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
-  magnitudes, _ = simplex_magnitudes(jnp.abs(v), r, None, method)
   # A zero entry that the sphere makes nonzero takes the positive sign.
-  return unravel((jnp.where(v < 0, -magnitudes, magnitudes)).astype(flat.dtype))
+  return unravel(simplex_magnitudes(jnp.abs(v), r, None, method, v)[0].astype(flat.dtype))
 
 
 def l1_sphere(x, radius, *, method: str = "newton"):

@@ -88,8 +88,8 @@ def _l1inf_levels(a, radius, start, axis):
 
   def step(state):
     it, lam, levels, _ = state
-    sums, counts = _threshold.active_sums(a, None, levels, axis)
-    new_lam, new_levels = _levels_from_tangents(sums, counts, radius)
+    clipped, counts = _threshold.excess_and_slope(a, None, levels, axis)
+    new_lam, new_levels = _levels_from_tangents(clipped + counts * levels, counts, radius)
     rising = (new_lam > lam).reshape(())
     return (it + 1, jnp.where(rising, new_lam, lam),
             jnp.where(rising, new_levels, levels), rising)
