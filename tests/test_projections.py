@@ -220,12 +220,30 @@ def test_bisection_safeguard_is_exact(monkeypatch, steps, dtype):
 
 
 def test_large_vector_uses_sample_warm_start_and_stays_exact(x64):
-  n = 3 * _threshold.SAMPLE_MIN_LENGTH + 17
+  n = 3 * _threshold.SAMPLE_SIZE * _threshold.SAMPLE_EVERY + 17
   x = np.random.default_rng(11).standard_cauchy(n)
   for fraction in (1e-4, 0.02, 0.6):
     r = fraction * np.abs(x).sum()
     np.testing.assert_allclose(projections.l1_ball(x, r), numpy_reference.l1_ball(x, r),
                                atol=1e-9 * np.abs(x).max())
+
+
+@pytest.mark.parametrize("kind", ["normal", "wide", "zeros"])
+def test_rows_long_enough_to_sample_stay_exact(kind, x64):
+  # 40 rows of 2048: each row's search starts from a sample of its blocks
+  # (and the l1,inf levels from the levels of the sampled rows); the sample
+  # only moves the start, never the result.
+  assert _threshold.sample_plan((40, 2048), (1,)) == (1, 16)
+  x = sample(kind, (40, 2048), seed=3)
+  a = np.abs(x)
+  radii = a.sum(axis=1, keepdims=True) * 10.0 ** np.random.default_rng(4).uniform(-4, -0.05, (40, 1))
+  got = np.asarray(_threshold.l1_threshold(jnp.asarray(a), jnp.asarray(radii), (1,)))
+  np.testing.assert_allclose(got[:, 0], numpy_reference.row_thresholds(a, radii[:, 0]), rtol=1e-10)
+  for fraction in (0.02, 0.3):
+    for name in ("l11_ball", "l1inf_ball"):
+      r = fraction * numpy_reference.ball_norm(name, x)
+      np.testing.assert_allclose(getattr(projections, name)(jnp.asarray(x), r),
+                                 getattr(numpy_reference, name)(x, r), atol=1e-9 * a.max())
 
 
 def test_l11_removes_exactly_the_groups_below_the_outer_threshold():

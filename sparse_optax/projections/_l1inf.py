@@ -7,6 +7,7 @@ Both clip every group at a level, :math:`p_{gi} = \operatorname{sign}(x_{gi})
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -63,23 +64,49 @@ def l1inf_levels(a, radius, axis, start=None):
   monotonically; once no active set changes, the levels are exact.
 
   ``start`` (kept shape) are levels to linearise at first, e.g. those of a
-  previous nearby problem; ``None`` or ``inf`` start at the group maxima.
+  previous nearby problem; ``None`` or ``inf`` start at the levels of the same
+  problem on a sample of every group (whole blocks of consecutive entries,
+  as for the ℓ1 threshold), or at the group maxima when the groups are short.
   """
   if start is None:
     start = jnp.full((), jnp.inf, a.dtype)
   return _l1inf_levels(a, radius, start, axis)
 
 
+def _left_tangents(a, levels, axis):
+  r"""``(S, k)``: the sum and count of each group's entries at or above its level.
+
+  The clipped mass is :math:`\sum_i (a_i - \mu)_+ \ge S - k \mu` near the
+  level, with equality at it: a left tangent, which exists even at the group
+  maximum, where the right one is flat. Written with the vectorised sums of
+  the threshold search.
+  """
+  s = _threshold.unflushed(levels)
+  below = jnp.sum(_threshold.exceeds(levels, a * s, s), axis=axis, keepdims=True)
+  counts = math.prod(a.shape[ax] for ax in axis) - below
+  return _threshold.excess(a, None, levels, axis) + counts * levels, counts
+
+
+def _cold_start(a, radius, axis):
+  """The levels of the problem on a sample of every group, or the group maxima."""
+  plan = _threshold.sample_plan(a.shape, axis)
+  if plan is None:
+    return jnp.full((), jnp.inf, a.dtype)
+  # The clipped masses of a sample are a fraction of the whole ones, the
+  # levels about the same: the radius is not scaled.
+  return _l1inf_levels(_threshold.sample_blocks(a, plan), radius,
+                       jnp.full((), jnp.inf, a.dtype), axis)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _l1inf_levels(a, radius, start, axis):
   gmax = jnp.max(a, axis=axis, keepdims=True)
   inside = jnp.sum(gmax) <= radius
+  start = lax.cond(jnp.all(jnp.isinf(start)), lambda: jnp.broadcast_to(
+      _cold_start(a, radius, axis), gmax.shape), lambda: jnp.broadcast_to(start, gmax.shape))
   # Left tangents (a subgradient of each convex clipped mass) at the start,
   # capped at the group maximum, put the first λ below λ*.
-  first = jnp.minimum(start, gmax)
-  above = a >= first
-  counts = jnp.sum(above, axis=axis, keepdims=True).astype(a.dtype)
-  sums = jnp.sum(jnp.where(above, a, 0), axis=axis, keepdims=True)
+  sums, counts = _left_tangents(a, jnp.minimum(start, gmax), axis)
   lam, levels = _levels_from_tangents(sums, counts, radius)
 
   def more(state):

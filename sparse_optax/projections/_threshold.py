@@ -40,10 +40,15 @@ from jax import lax
 # uniform, exponential and Cauchy data of 1e6 entries with radii from 1e-4 to
 # 0.9 of the norm, Newton needed at most 14 passes from a cold start.
 NEWTON_STEPS = 24
-# A reduced axis at least this long is warm-started from a strided sample of
-# about SAMPLE_SIZE entries: solving the sample is cheap and saves passes.
-SAMPLE_MIN_LENGTH = 1 << 15
+# Groups are warm-started from a sample of their longest reduced axis: blocks
+# of SAMPLE_BLOCK consecutive entries (a 64-byte cache line of float32), one
+# block in SAMPLE_EVERY or fewer, at most SAMPLE_SIZE entries. Solving the
+# sample costs a fraction of a pass and saves passes: on 4096 rows of 1024
+# Gaussian entries, 4 to 5 full passes instead of 5 to 8 from 0.
+SAMPLE_BLOCK = 16
+SAMPLE_EVERY = 16
 SAMPLE_SIZE = 4096
+SAMPLE_MIN_SIZE = 1 << 16
 
 
 def soft_threshold(x, theta, weights=None):
@@ -71,7 +76,7 @@ def _group_size(a, axis):
   return math.prod(a.shape[ax] for ax in axis)
 
 
-def _unflushed(level):
+def unflushed(level):
   """A power of two that lifts a tiny level clear of the flush-to-zero range.
 
   CPU backends flush subnormal results to 0, so ``a - level`` for ``a`` just
@@ -97,21 +102,28 @@ def excess(a, w, theta, axis):
   return _sum(w * (a - jnp.minimum(a, theta * w)), axis)
 
 
-def slope(a, w, theta, axis):
-  """``q(θ) = Σ w² [a > θ w]`` per group: ``-q`` is the right derivative of ``f``.
+def exceeds(high, low, scale):
+  """``[high > low]`` as 0/1 floats; ``low`` comes already multiplied by ``scale``.
 
-  ``[a > θw]`` is ``min(ceil(max(a s, θ w s) − θ w s), 1)`` with ``s`` a power
-  of two (:func:`_unflushed`): the rounded difference is positive exactly when
-  ``a > θw``, and min/max/ceil keep the reduction vectorised, as in
-  :func:`excess` (``ceil`` first: XLA would turn ``min(max(·, 0), 1)`` into a
-  clamp, which it does not vectorise).
+  ``min(ceil(max(h s, l s) − l s), 1)`` with ``s`` a power of two
+  (:func:`unflushed`): the rounded difference is positive exactly when
+  ``h > l``, and min/max/ceil keep a reduction of it vectorised on XLA's CPU
+  backend, as in :func:`excess` (``ceil`` first: XLA turns
+  ``min(max(·, 0), 1)`` into a clamp, which it does not vectorise). The
+  caller scales ``low`` so that it can keep that product apart from the one
+  :func:`excess` broadcasts.
   """
+  return jnp.minimum(jnp.ceil(jnp.maximum(high * scale, low) - low), 1)
+
+
+def slope(a, w, theta, axis):
+  """``q(θ) = Σ w² [a > θ w]`` per group: ``-q`` is the right derivative of ``f``."""
   if w is None and a.dtype == jnp.float32 and _group_size(a, axis) >= FLOAT32_EXACT_COUNT:
     return _sum(a > theta, axis).astype(a.dtype)
-  s = _unflushed(theta)
-  level = theta * s if w is None else (theta * s) * w
-  indicator = jnp.minimum(jnp.ceil(jnp.maximum(a * s, level) - level), 1)
-  return _sum(indicator if w is None else w * w * indicator, axis)
+  s = unflushed(theta)
+  if w is None:
+    return _sum(exceeds(a, theta * s, s), axis)
+  return _sum(w * w * exceeds(a, (theta * s) * w, s), axis)
 
 
 def excess_and_slope(a, w, theta, axis):
@@ -208,15 +220,42 @@ def _newton_iterations(a, w, r, axis, theta, max_steps, settle=0):
   return theta, lo, f_lo, q_lo, moving
 
 
+def sample_plan(shape, axis):
+  """``(axis, every)`` of the warm-start sample of these groups, or None.
+
+  The sample is whole blocks of ``SAMPLE_BLOCK`` consecutive entries (whole
+  cache lines) along the longest reduced axis: one block in ``every``, at
+  least ``SAMPLE_EVERY``, and at most ``SAMPLE_SIZE`` entries per group.
+  Groups too short for two blocks have none, and so do arrays under
+  ``SAMPLE_MIN_SIZE`` entries, whose passes cost less than a search on a
+  sample.
+  """
+  longest = max(axis, key=lambda ax: shape[ax], default=None)
+  if (longest is None or shape[longest] < 2 * SAMPLE_EVERY * SAMPLE_BLOCK
+      or math.prod(shape) < SAMPLE_MIN_SIZE):
+    return None
+  blocks = shape[longest] // SAMPLE_BLOCK
+  return longest, max(SAMPLE_EVERY, blocks // (SAMPLE_SIZE // SAMPLE_BLOCK))
+
+
+def sample_blocks(v, plan):
+  """The entries of ``v`` that :func:`sample_plan`'s ``plan`` keeps."""
+  axis, every = plan
+  blocks = v.shape[axis] // SAMPLE_BLOCK
+  v = lax.slice_in_dim(v, 0, blocks * SAMPLE_BLOCK, axis=axis)
+  v = v.reshape(v.shape[:axis] + (blocks, SAMPLE_BLOCK) + v.shape[axis + 1:])
+  v = lax.slice_in_dim(v, 0, None, every, axis=axis)
+  return v.reshape(v.shape[:axis] + (-1,) + v.shape[axis + 2:])
+
+
 def _sample_start(a, w, r, axis):
-  """A warm start from a strided sample of the longest reduced axis, or 0."""
-  longest = max(axis, key=lambda ax: a.shape[ax], default=None)
-  if longest is None or a.shape[longest] < SAMPLE_MIN_LENGTH:
+  """A warm start solved on a sample (radius scaled by its fraction), or 0."""
+  plan = sample_plan(a.shape, axis)
+  if plan is None:
     return jnp.zeros((), a.dtype)
-  stride = a.shape[longest] // SAMPLE_SIZE
-  sample = lax.slice_in_dim(a, 0, None, stride, axis=longest)
-  sample_w = None if w is None else lax.slice_in_dim(w, 0, None, stride, axis=longest)
-  fraction = sample.shape[longest] / a.shape[longest]
+  sample = sample_blocks(a, plan)
+  sample_w = None if w is None else sample_blocks(w, plan)
+  fraction = sample.shape[plan[0]] / a.shape[plan[0]]
   theta, *_ = _newton_iterations(
       sample, sample_w, r * fraction, axis, jnp.zeros((), a.dtype), NEWTON_STEPS)
   return theta
