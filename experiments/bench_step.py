@@ -113,10 +113,9 @@ def main(argv=None):
       ["step", f"after {args.train_steps} steps", "/ adam", "first step", "/ adam"],
       [[name, f"{medians[name]:.2f}", f"{medians[name] / base:.2f}x",
         f"{at_first[name]:.2f}", f"{at_first[name] / base_first:.2f}x"] for name in medians]))
-  print(f"\nTargets (after {args.train_steps} steps): project_l11 / adam <= 1.2 and "
-        f"project_l1 (newton) / adam <= 1.2: measured "
-        f"{medians['adam + project_l11'] / base:.2f} and "
-        f"{medians['adam + project_l1 (newton)'] / base:.2f}.")
+  print(f"\nproject_l11 / adam after {args.train_steps} steps: "
+        f"{medians['adam + project_l11'] / base:.2f}x "
+        f"(targets: <= 1.15 on LFC4, <= 1.3 on LeNet-300-100 `--layers 784,300,100,10`).")
   return 0
 
 

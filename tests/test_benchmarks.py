@@ -18,7 +18,7 @@ def test_step_benchmark_prints_its_table(capsys):
   assert bench_step.main(["--layers", "64,32,10", "--repeats", "1", "--train-steps", "1",
                           "--eta", "5"]) == 0
   out = capsys.readouterr().out
-  assert "| adam + project_l11 |" in out and "Targets" in out
+  assert "| adam + project_l11 |" in out and "project_l11 / adam after 1 steps" in out
 
 
 @pytest.mark.slow

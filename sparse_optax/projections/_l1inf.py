@@ -81,8 +81,7 @@ def _left_tangents(a, levels, axis):
   maximum, where the right one is flat. Written with the vectorised sums of
   the threshold search.
   """
-  s = _threshold.unflushed(levels)
-  below = jnp.sum(_threshold.exceeds(levels, a * s, s), axis=axis, keepdims=True)
+  below = jnp.sum(_threshold.exceeds(levels, a), axis=axis, keepdims=True)
   counts = math.prod(a.shape[ax] for ax in axis) - below
   return _threshold.excess(a, None, levels, axis) + counts * levels, counts
 

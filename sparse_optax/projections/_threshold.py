@@ -76,54 +76,43 @@ def _group_size(a, axis):
   return math.prod(a.shape[ax] for ax in axis)
 
 
-def unflushed(level):
-  """A power of two that lifts a tiny level clear of the flush-to-zero range.
-
-  CPU backends flush subnormal results to 0, so ``a - level`` for ``a`` just
-  above a level below ~2**-100 could read 0. Scaling both sides by the same
-  power of two changes no comparison (an overflow to inf still counts).
-  """
-  big = jnp.asarray(2.0 ** (jnp.finfo(level.dtype).maxexp // 2), level.dtype)
-  return jnp.where(level < 1 / big, big, 1)
-
-
 def excess(a, w, theta, axis):
   """``f(θ) = Σ w (a − θ w)₊`` per group: the function whose root is the threshold.
 
-  ``(a − θw)₊`` is written ``a − min(a, θw)`` (the same rounding): min/max
-  and no compare-and-select, no broadcast constant, and a broadcast of
-  ``theta`` not shared with :func:`slope`. XLA's CPU backend then makes it one
-  vectorised streaming reduction, several times faster than a reduction of a
-  select (``experiments/bench_projections.py``); a shared broadcast would be
-  written out in full first.
+  ``(a − θw)₊`` is written ``a − min(a, θw)`` (the same rounding): min/max,
+  no compare-and-select and no broadcast constant, so XLA's CPU backend makes
+  it one vectorised streaming reduction, several times faster than a
+  reduction of a select (``experiments/bench_projections.py``).
   """
+  # The barrier makes this θ a value of its own: XLA would otherwise share its
+  # broadcast with the one beside it (in `slope`) and write it out in full.
+  theta = lax.optimization_barrier(theta)
   if w is None:
     return _sum(a - jnp.minimum(a, theta), axis)
   return _sum(w * (a - jnp.minimum(a, theta * w)), axis)
 
 
-def exceeds(high, low, scale):
-  """``[high > low]`` as 0/1 floats; ``low`` comes already multiplied by ``scale``.
+def exceeds(high, low):
+  """``[high > low]`` as 0/1 floats: ``min(ceil(max(high, low) − low), 1)``.
 
-  ``min(ceil(max(h s, l s) − l s), 1)`` with ``s`` a power of two
-  (:func:`unflushed`): the rounded difference is positive exactly when
-  ``h > l``, and min/max/ceil keep a reduction of it vectorised on XLA's CPU
-  backend, as in :func:`excess` (``ceil`` first: XLA turns
-  ``min(max(·, 0), 1)`` into a clamp, which it does not vectorise). The
-  caller scales ``low`` so that it can keep that product apart from the one
-  :func:`excess` broadcasts.
+  The rounded difference is positive exactly when ``high > low``, and
+  min/max/ceil keep a reduction of it vectorised on XLA's CPU backend, as in
+  :func:`excess` (``ceil`` first: XLA turns ``min(max(·, 0), 1)`` into a
+  clamp, which it does not vectorise). Where the CPU flushes subnormal results
+  to zero, an entry less than the smallest normal number above ``low`` reads
+  as not above it, in :func:`excess` too; the threshold then moves by at most
+  that number times the group size over the count, under 1e-30 in float32.
   """
-  return jnp.minimum(jnp.ceil(jnp.maximum(high * scale, low) - low), 1)
+  return jnp.minimum(jnp.ceil(jnp.maximum(high, low) - low), 1)
 
 
 def slope(a, w, theta, axis):
   """``q(θ) = Σ w² [a > θ w]`` per group: ``-q`` is the right derivative of ``f``."""
   if w is None and a.dtype == jnp.float32 and _group_size(a, axis) >= FLOAT32_EXACT_COUNT:
     return _sum(a > theta, axis).astype(a.dtype)
-  s = unflushed(theta)
   if w is None:
-    return _sum(exceeds(a, theta * s, s), axis)
-  return _sum(w * w * exceeds(a, (theta * s) * w, s), axis)
+    return _sum(exceeds(a, theta), axis)
+  return _sum(w * w * exceeds(a, theta * w), axis)
 
 
 def excess_and_slope(a, w, theta, axis):
