@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments import bench_compact, bench_projections, bench_step, bench_train
+from experiments import bench_compact, bench_projections, bench_step, bench_train, projection_passes
 
 
 @pytest.mark.slow
@@ -32,3 +32,10 @@ def test_training_benchmark_prints_its_table(capsys):
   assert bench_train.main(["--examples", "256", "--rounds", "1", "--models", "lenet300"]) == 0
   out = capsys.readouterr().out
   assert "| lenet300 | adam + project_l11 |" in out and "runner / minimal" in out
+
+
+@pytest.mark.slow
+def test_pass_count_prints_its_table(capsys):
+  assert projection_passes.main(["--quick"]) == 0
+  out = capsys.readouterr().out
+  assert "| l11_ball | 256x1024 | 0.1 |" in out and "resumed after a small step" in out

@@ -49,6 +49,9 @@ SAMPLE_BLOCK = 16
 SAMPLE_EVERY = 16
 SAMPLE_SIZE = 4096
 SAMPLE_MIN_SIZE = 1 << 16
+# Arrays of at least this many entries are read by vectorised reductions, one
+# per sum (see `_streamed`).
+STREAMED_SIZE = 1 << 16
 
 
 def soft_threshold(x, theta, weights=None):
@@ -76,6 +79,16 @@ def _group_size(a, axis):
   return math.prod(a.shape[ax] for ax in axis)
 
 
+def _streamed(a):
+  """Whether ``a`` is large enough for the vectorised two-reduction passes.
+
+  Below ``STREAMED_SIZE`` entries a pass costs less than launching the
+  operations around it, and one fused reduction of a compare-and-select,
+  which XLA makes of both sums at once, is quicker.
+  """
+  return a.size >= STREAMED_SIZE
+
+
 def excess(a, w, theta, axis):
   """``f(θ) = Σ w (a − θ w)₊`` per group: the function whose root is the threshold.
 
@@ -84,6 +97,9 @@ def excess(a, w, theta, axis):
   it one vectorised streaming reduction, several times faster than a
   reduction of a select (``experiments/bench_projections.py``).
   """
+  if not _streamed(a):
+    level = theta if w is None else theta * w
+    return _sum(jnp.where(a > level, a - level if w is None else w * (a - level), 0), axis)
   # The barrier makes this θ a value of its own: XLA would otherwise share its
   # broadcast with the one beside it (in `slope`) and write it out in full.
   theta = lax.optimization_barrier(theta)
@@ -108,8 +124,11 @@ def exceeds(high, low):
 
 def slope(a, w, theta, axis):
   """``q(θ) = Σ w² [a > θ w]`` per group: ``-q`` is the right derivative of ``f``."""
-  if w is None and a.dtype == jnp.float32 and _group_size(a, axis) >= FLOAT32_EXACT_COUNT:
-    return _sum(a > theta, axis).astype(a.dtype)
+  if not _streamed(a) or (w is None and a.dtype == jnp.float32
+                          and _group_size(a, axis) >= FLOAT32_EXACT_COUNT):
+    if w is None:
+      return _sum(a > theta, axis).astype(a.dtype)
+    return _sum(jnp.where(a > theta * w, w * w, 0), axis)
   if w is None:
     return _sum(exceeds(a, theta), axis)
   return _sum(w * w * exceeds(a, theta * w), axis)
@@ -193,9 +212,13 @@ def _newton_iterations(a, w, r, axis, theta, max_steps, settle=0):
 
   def step(state):
     it, theta, lo, f_lo, q_lo, q_prev, moving = state
-    q = slope(a, w, theta, axis)
-    moving = moving & (q != q_prev)
-    f = lax.cond(jnp.any(moving), lambda: excess(a, w, theta, axis), lambda: jnp.zeros_like(theta))
+    if _streamed(a):
+      q = slope(a, w, theta, axis)
+      moving = moving & (q != q_prev)
+      f = lax.cond(jnp.any(moving), lambda: excess(a, w, theta, axis), lambda: jnp.zeros_like(theta))
+    else:
+      f, q = excess_and_slope(a, w, theta, axis)
+      moving = moving & (q != q_prev)
     lo = jnp.where(moving, theta, lo)
     f_lo = jnp.where(moving, f, f_lo)
     q_lo = jnp.where(moving, q, q_lo)
