@@ -18,10 +18,12 @@ and decreasing, which gives two exact algorithms:
   Michelot's fixed point (1986; Condat, Math. Prog. 2016). From any start one
   Newton step lands at or below the root (the tangent of a convex function
   lies under it), and from below the iterates rise monotonically and stop
-  exactly once the active set no longer changes. Each step is one streaming
-  pass; a strided sample warm-starts large groups. A bisection on the bit
-  pattern of :math:`\theta` takes over after ``NEWTON_STEPS`` steps, so the
-  number of passes is bounded (and NaN never hangs).
+  exactly once the active set no longer changes. Each step reads the input
+  twice, once for the count of active entries and once for their excess (the
+  step that only confirms the root skips the second); a sample of whole
+  blocks warm-starts large groups. A bisection on the bit pattern of
+  :math:`\theta` takes over after ``NEWTON_STEPS`` steps, so the number of
+  passes is bounded (and NaN never hangs).
 
 Arrays here carry the group layout explicitly: ``axis`` lists the axes reduced
 inside one group and every result keeps them with size 1 (``keepdims``).
@@ -210,25 +212,31 @@ def _newton_iterations(a, w, r, axis, theta, max_steps, settle=0):
   def more(state):
     return (state[0] < max_steps) & (jnp.sum(state[-1]) > settle)
 
-  def step(state):
-    it, theta, lo, f_lo, q_lo, q_prev, moving = state
-    if _streamed(a):
-      q = slope(a, w, theta, axis)
-      moving = moving & (q != q_prev)
-      f = lax.cond(jnp.any(moving), lambda: excess(a, w, theta, axis), lambda: jnp.zeros_like(theta))
-    else:
-      f, q = excess_and_slope(a, w, theta, axis)
-      moving = moving & (q != q_prev)
+  def newton(theta, lo, f_lo, q_lo, f, q, moving):
     lo = jnp.where(moving, theta, lo)
     f_lo = jnp.where(moving, f, f_lo)
     q_lo = jnp.where(moving, q, q_lo)
     new = _newton_step(theta, f, q, r)
     rising = moving & (new > theta)
-    return it + 1, jnp.where(rising, new, theta), lo, f_lo, q_lo, q, rising
+    return jnp.where(rising, new, theta), lo, f_lo, q_lo, rising
+
+  def step(state):
+    it, q_prev, theta, lo, f_lo, q_lo, moving = state
+    if not _streamed(a):
+      f, q = excess_and_slope(a, w, theta, axis)
+      return it + 1, q, *newton(theta, lo, f_lo, q_lo, f, q, moving & (q != q_prev))
+    q = slope(a, w, theta, axis)
+    moving = moving & (q != q_prev)
+    # Once at most `settle` groups move, they finish elsewhere (on a gathered
+    # copy) and the whole-array excess is not needed.
+    return it + 1, q, *lax.cond(
+        jnp.sum(moving) > settle,
+        lambda: newton(theta, lo, f_lo, q_lo, excess(a, w, theta, axis), q, moving),
+        lambda: (theta, lo, f_lo, q_lo, moving))
 
   zeros = jnp.zeros_like(first)
-  _, theta, lo, f_lo, q_lo, _, moving = lax.while_loop(
-      more, step, (0, first, zeros, zeros, zeros, jnp.broadcast_to(q, first.shape), moving))
+  _, _, theta, lo, f_lo, q_lo, moving = lax.while_loop(
+      more, step, (0, jnp.broadcast_to(q, first.shape), first, zeros, zeros, zeros, moving))
   return theta, lo, f_lo, q_lo, moving
 
 
