@@ -28,6 +28,7 @@ import optax
 from experiments.tables import markdown
 from experiments.timing import machine_line, medians_ms
 from sparse_optax import projections
+from sparse_optax.projections import _threshold
 
 L1_SIZES = (10_000, 100_000, 1_000_000, 4_000_000)
 GROUP_SHAPES = ((1000, 1000), (4096, 1024))
@@ -118,6 +119,30 @@ def uniform(shape, seed=0):
   return jnp.asarray(np.random.default_rng(seed).uniform(size=shape), jnp.float64)
 
 
+def pass_table(shape, repeats):
+  """Medians of one pass of the threshold search, written three ways, beside the floor.
+
+  Per row at a threshold near the root: the excess and the count of active
+  entries as the search writes them (min/max/ceil, each its own reduction),
+  and both as one reduction of a compare-and-select.
+  """
+  a = jnp.abs(gaussian(shape, seed=2))
+  theta = jnp.full(shape[:-1] + (1,), 1.4, a.dtype)
+  axis = (a.ndim - 1,)
+
+  def selected(a, t):
+    active = a > t
+    return (jnp.sum(jnp.where(active, a - t, 0), axis=-1), jnp.sum(active, axis=-1))
+
+  contenders = {
+      FLOOR: jax.jit(lambda a, t: jnp.abs(a).sum()),
+      "excess (min/max)": jax.jit(lambda a, t: _threshold.excess(a, None, t, axis)),
+      "count (min/max/ceil)": jax.jit(lambda a, t: _threshold.slope(a, None, t, axis)),
+      "excess and count, one compare-and-select reduction": jax.jit(selected),
+  }
+  return medians_ms(contenders, lambda name: (a, theta), repeats)
+
+
 def print_group_rows(shapes, rows):
   print(markdown(
       ["shape", FLOOR] + list(GROUP_NAMES) + [f"{name} / floor" for name in GROUP_NAMES],
@@ -160,6 +185,12 @@ def main(argv=None):
   group_rows = group_table(shapes, args.fraction, repeats)
   print("\n## Group balls, float32 Gaussian (groups = rows, `axis=-1`)\n")
   print_group_rows(shapes, group_rows)
+
+  passes = pass_table(shapes[-1], repeats)
+  print(f"\n## One pass of the threshold search, {shapes[-1][0]}x{shapes[-1][1]} float32, "
+        "groups = rows\n")
+  print(markdown(["pass", "ms", "/ floor"],
+                 [[name, f"{ms:.3f}", f"{ms / passes[FLOOR]:.2f}x"] for name, ms in passes.items()]))
 
   with jax.enable_x64(True):
     float64_rows = group_table(shapes, args.fraction, repeats, sample=uniform)

@@ -11,6 +11,7 @@ def test_projection_benchmark_prints_its_tables(capsys):
   out = capsys.readouterr().out
   assert "| 1e+04 |" in out and "| 256x256 |" in out and "l11_ball / floor" in out
   assert "## Group balls, float64 uniform[0, 1], beside the authors' C++" in out
+  assert "| count (min/max/ceil) |" in out
 
 
 @pytest.mark.slow
