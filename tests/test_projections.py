@@ -228,7 +228,8 @@ def test_large_vector_uses_sample_warm_start_and_stays_exact(x64):
                                atol=1e-9 * np.abs(x).max())
 
 
-@pytest.mark.parametrize("kind", ["normal", "wide", "zeros"])
+@pytest.mark.parametrize("kind", ["normal", pytest.param("wide", marks=pytest.mark.slow),
+                                  pytest.param("zeros", marks=pytest.mark.slow)])
 def test_rows_long_enough_to_sample_stay_exact(kind, x64):
   # 40 rows of 2048: each row's search starts from a sample of its blocks
   # (and the l1,inf levels from the levels of the sampled rows); the sample
