@@ -7,7 +7,6 @@ Both clip every group at a level, :math:`p_{gi} = \operatorname{sign}(x_{gi})
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +81,7 @@ def _left_tangents(a, levels, axis):
   the threshold search.
   """
   below = jnp.sum(_threshold.exceeds(levels, a), axis=axis, keepdims=True)
-  counts = math.prod(a.shape[ax] for ax in axis) - below
+  counts = _threshold.group_size(a, axis) - below
   return _threshold.excess(a, None, levels, axis) + counts * levels, counts
 
 

@@ -50,9 +50,9 @@ NEWTON_STEPS = 24
 SAMPLE_BLOCK = 16
 SAMPLE_EVERY = 16
 SAMPLE_SIZE = 4096
-SAMPLE_MIN_SIZE = 1 << 16
 # Arrays of at least this many entries are read by vectorised reductions, one
-# per sum (see `_streamed`).
+# per sum (see `_streamed`), and their long groups are warm-started from a
+# sample; below it a pass costs less than either.
 STREAMED_SIZE = 1 << 16
 
 
@@ -77,7 +77,7 @@ def _sum(v, axis):
 FLOAT32_EXACT_COUNT = 1 << 24
 
 
-def _group_size(a, axis):
+def group_size(a, axis):
   return math.prod(a.shape[ax] for ax in axis)
 
 
@@ -127,7 +127,7 @@ def exceeds(high, low):
 def slope(a, w, theta, axis):
   """``q(θ) = Σ w² [a > θ w]`` per group: ``-q`` is the right derivative of ``f``."""
   if not _streamed(a) or (w is None and a.dtype == jnp.float32
-                          and _group_size(a, axis) >= FLOAT32_EXACT_COUNT):
+                          and group_size(a, axis) >= FLOAT32_EXACT_COUNT):
     if w is None:
       return _sum(a > theta, axis).astype(a.dtype)
     return _sum(jnp.where(a > theta * w, w * w, 0), axis)
@@ -247,12 +247,12 @@ def sample_plan(shape, axis):
   cache lines) along the longest reduced axis: one block in ``every``, at
   least ``SAMPLE_EVERY``, and at most ``SAMPLE_SIZE`` entries per group.
   Groups too short for two blocks have none, and so do arrays under
-  ``SAMPLE_MIN_SIZE`` entries, whose passes cost less than a search on a
+  ``STREAMED_SIZE`` entries, whose passes cost less than a search on a
   sample.
   """
   longest = max(axis, key=lambda ax: shape[ax], default=None)
   if (longest is None or shape[longest] < 2 * SAMPLE_EVERY * SAMPLE_BLOCK
-      or math.prod(shape) < SAMPLE_MIN_SIZE):
+      or math.prod(shape) < STREAMED_SIZE):
     return None
   blocks = shape[longest] // SAMPLE_BLOCK
   return longest, max(SAMPLE_EVERY, blocks // (SAMPLE_SIZE // SAMPLE_BLOCK))
