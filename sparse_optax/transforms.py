@@ -14,6 +14,11 @@ parameters and must be the last of the chain::
 
   tx = optax.chain(optax.adam(1e-3), sparse_optax.project_l11(eta=400.0))
 
+The order cannot be checked from inside the chain: placed first, the
+projection's output is rescaled by the optimizer after it and the parameters
+leave the ball without an error. :func:`sparse_optax.lottery_ticket` and the
+experiment runner build their chains in the right order.
+
 Which leaves, and how they group:
 
 * ``eta`` a number: every leaf with ``ndim >= 2`` (kernels) gets that radius,
@@ -116,9 +121,9 @@ def _check_radius(radius, path, name):
     raise ValueError(
         f"{name}: eta for {jax.tree_util.keystr(path)} must be a number or None, "
         f"got {radius!r}.")
-  if not isinstance(radius, jax.core.Tracer) and float(radius) < 0:
-    raise ValueError(
-        f"{name}: eta must be >= 0, got {radius} for {jax.tree_util.keystr(path)}.")
+  if not isinstance(radius, jax.core.Tracer) and not float(radius) >= 0:
+    where = f" for {jax.tree_util.keystr(path)}" if path else ""
+    raise ValueError(f"{name}: eta must be a number >= 0, got {radius}{where}.")
 
 
 def _check_every(every, name):
@@ -267,7 +272,7 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
 
 
 def project_l1(eta: Eta, *, every: int = 1, freeze_dead: bool = False,
-               method: str = "newton") -> optax.GradientTransformationExtraArgs:
+               method: str = "auto") -> optax.GradientTransformationExtraArgs:
   r"""Projects each selected leaf onto the ℓ1 ball (the paper's "PGL1").
 
   .. math::
@@ -291,7 +296,9 @@ def project_l1(eta: Eta, *, every: int = 1, freeze_dead: bool = False,
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
-    ``params`` and it must come last in a chain.
+    ``params`` and it must come last in a chain: a transformation after it
+    (an optimizer, a learning-rate scale) would move the parameters off the
+    ball, and nothing inside ``optax.chain`` can tell the order.
 
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
@@ -308,7 +315,7 @@ def project_l1(eta: Eta, *, every: int = 1, freeze_dead: bool = False,
 
 
 def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool = False,
-                        method: str = "newton") -> optax.GradientTransformationExtraArgs:
+                        method: str = "auto") -> optax.GradientTransformationExtraArgs:
   r"""Projects each selected leaf onto the weighted ℓ1 ball.
 
   .. math::
@@ -335,7 +342,9 @@ def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool 
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
-    ``params`` and it must come last in a chain.
+    ``params`` and it must come last in a chain: a transformation after it
+    (an optimizer, a learning-rate scale) would move the parameters off the
+    ball, and nothing inside ``optax.chain`` can tell the order.
 
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
@@ -354,7 +363,8 @@ def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool 
 
 
 def project_l21(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
-                freeze_dead: bool = False) -> optax.GradientTransformationExtraArgs:
+                freeze_dead: bool = False, method: str = "auto"
+                ) -> optax.GradientTransformationExtraArgs:
   r"""Projects each selected leaf onto the ℓ2,1 (group-lasso) ball ("PGL21").
 
   .. math::
@@ -377,10 +387,14 @@ def project_l21(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
     every: project on every ``every``-th update only (1 = every step).
     freeze_dead: keep every group the projection zeroes at exactly 0 for the
       rest of training.
+    method: the search for the ℓ1 thresholds, ``"auto"``, ``"newton"`` or
+      ``"sort"``; see :func:`sparse_optax.projections.l1_ball`.
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
-    ``params`` and it must come last in a chain.
+    ``params`` and it must come last in a chain: a transformation after it
+    (an optimizer, a learning-rate scale) would move the parameters off the
+    ball, and nothing inside ``optax.chain`` can tell the order.
 
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
@@ -391,12 +405,15 @@ def project_l21(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
     Array([[1.5, 2. ],
            [0. , 0. ]], dtype=float32)
   """
+  validation.method(method, "project_l21")
   return _projecting_transform("project_l21", projections.L21_BALL, eta, every=every,
-                               freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis)
+                               freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis,
+                               method=method)
 
 
 def project_l11(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
-                freeze_dead: bool = False) -> optax.GradientTransformationExtraArgs:
+                freeze_dead: bool = False, method: str = "auto"
+                ) -> optax.GradientTransformationExtraArgs:
   r"""Applies the bilevel ℓ1,1 projection to each selected leaf ("PGL11", the paper's method).
 
   .. math::
@@ -423,10 +440,14 @@ def project_l11(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
     freeze_dead: keep every group the projection zeroes at exactly 0 for the
       rest of training; entries zeroed inside a surviving group are not
       frozen.
+    method: the search for the ℓ1 thresholds, ``"auto"``, ``"newton"`` or
+      ``"sort"``; see :func:`sparse_optax.projections.l1_ball`.
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
-    ``params`` and it must come last in a chain.
+    ``params`` and it must come last in a chain: a transformation after it
+    (an optimizer, a learning-rate scale) would move the parameters off the
+    ball, and nothing inside ``optax.chain`` can tell the order.
 
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
@@ -437,8 +458,10 @@ def project_l11(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
     Array([[2., 0.],
            [0., 0.]], dtype=float32)
   """
+  validation.method(method, "project_l11")
   return _projecting_transform("project_l11", projections.L11_BALL, eta, every=every,
-                               freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis)
+                               freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis,
+                               method=method)
 
 
 def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
@@ -467,7 +490,9 @@ def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
-    ``params`` and it must come last in a chain.
+    ``params`` and it must come last in a chain: a transformation after it
+    (an optimizer, a learning-rate scale) would move the parameters off the
+    ball, and nothing inside ``optax.chain`` can tell the order.
 
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
@@ -483,7 +508,8 @@ def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
 
 
 def project_bilevel_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
-                          freeze_dead: bool = False) -> optax.GradientTransformationExtraArgs:
+                          freeze_dead: bool = False, method: str = "auto"
+                          ) -> optax.GradientTransformationExtraArgs:
   r"""Applies the bilevel ℓ1,∞ projection to each selected leaf (linear time).
 
   .. math::
@@ -505,10 +531,14 @@ def project_bilevel_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int
     every: project on every ``every``-th update only (1 = every step).
     freeze_dead: keep every group the projection zeroes at exactly 0 for the
       rest of training.
+    method: the search for the ℓ1 thresholds, ``"auto"``, ``"newton"`` or
+      ``"sort"``; see :func:`sparse_optax.projections.l1_ball`.
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs`; its ``update`` needs
-    ``params`` and it must come last in a chain.
+    ``params`` and it must come last in a chain: a transformation after it
+    (an optimizer, a learning-rate scale) would move the parameters off the
+    ball, and nothing inside ``optax.chain`` can tell the order.
 
   Example:
     >>> import jax.numpy as jnp, optax, sparse_optax
@@ -519,9 +549,10 @@ def project_bilevel_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int
     Array([[2.5, 2.5],
            [1.5, 0. ]], dtype=float32)
   """
+  validation.method(method, "project_bilevel_l1inf")
   return _projecting_transform("project_bilevel_l1inf", projections.BILEVEL_L1INF_BALL, eta,
                                every=every, freeze_dead=freeze_dead, grouped=True,
-                               groups=groups, axis=axis)
+                               groups=groups, axis=axis, method=method)
 
 
 def apply_mask(mask) -> optax.GradientTransformation:

@@ -133,11 +133,34 @@ def test_traced_negative_radius_acts_as_zero(name):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_nan_in_gives_nan_out(name):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_entries_follow_one_convention(name, bad):
+  # validation.NON_FINITE: NaN everywhere, except the box, which works entry
+  # by entry.
   x = sample("normal", (6, 5))
-  x[2, 3] = np.nan
+  x[2, 3] = bad
   got = np.asarray(project(name, jnp.asarray(x, jnp.float32), 1.0, weights=weights_for(x)))
-  assert np.isnan(got).any()
+  if name == "linf_ball":
+    expected = np.clip(x, -1.0, 1.0)
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
+  else:
+    assert np.isnan(got).all()
+
+
+@pytest.mark.parametrize("name", ALL + ("simplex", "l1_sphere"))
+def test_traced_nan_radius_gives_nan_and_concrete_nan_raises(name):
+  x = jnp.asarray(sample("normal", (6, 5)), jnp.float32)
+  w = weights_for(x)
+  call = ((lambda x, r: getattr(projections, name)(x, r)) if name in ("simplex", "l1_sphere")
+          else (lambda x, r: project(name, x, r, weights=w)))
+  assert np.isnan(np.asarray(jax.jit(call)(x, jnp.float32(np.nan)))).all()
+  with pytest.raises(ValueError, match=f"^{name}: radius is NaN; give a number >= 0.$"):
+    call(x, float("nan"))
+
+
+def test_simplex_keeps_negative_infinity_as_zero():
+  got = projections.simplex(jnp.array([-jnp.inf, 0.5, 0.2]), 1.0)
+  np.testing.assert_allclose(got, [0.0, 0.65, 0.35], rtol=1e-6)
 
 
 def test_empty_and_scalar_inputs():

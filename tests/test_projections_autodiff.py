@@ -84,5 +84,7 @@ def test_grad_under_vmap_and_jit(name):
   batched = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1))))(xs, radii)
   for i in range(3):
     one = jax.grad(loss, argnums=(0, 1))(xs[i], radii[i])
-    np.testing.assert_allclose(batched[0][i], one[0], rtol=1e-5, atol=1e-6)
+    # Where the loss is flat (‖l2_ball(x)‖ = r outside), both are float32
+    # rounding noise of a few 1e-6.
+    np.testing.assert_allclose(batched[0][i], one[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(batched[1][i], one[1], rtol=1e-5, atol=1e-6)

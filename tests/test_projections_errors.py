@@ -20,6 +20,14 @@ def test_negative_concrete_radius(name, radius):
     project(name, X, radius, weights=W)
 
 
+def test_negative_radius_message_is_one_readable_line():
+  with pytest.raises(ValueError) as raised:
+    projections.l11_ball(X, -1.0)
+  assert str(raised.value) == (
+      "l11_ball: radius must be >= 0, got -1.0. A radius of 0 projects onto the origin; "
+      "a traced negative radius behaves as 0.")
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_negative_radius_raises_inside_jit_too(name):
   with pytest.raises(ValueError, match="must be >= 0"):

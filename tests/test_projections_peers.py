@@ -346,3 +346,35 @@ def test_a_concrete_radius_array_closed_over_inside_jit(name):
   x = jnp.asarray(ARRAY_2D)
   radius = jnp.asarray(2.5)
   np.testing.assert_allclose(jax.jit(lambda v: fn(v, radius))(x), fn(x, 2.5), rtol=1e-6)
+
+
+def test_l2_ball_gradient_at_the_origin_is_the_identity():
+  # optax's test_projection_l2_ball_grad_at_zero: inside the ball, also at 0.
+  np.testing.assert_array_equal(jax.grad(lambda x: projections.l2_ball(x, 1.0).sum())(jnp.zeros(3)),
+                                np.ones(3))
+  tree = {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}
+  grads = jax.grad(lambda t: sum(v.sum() for v in jax.tree.leaves(projections.l2_ball(t, 1.0))))(tree)
+  for leaf in jax.tree.leaves(grads):
+    np.testing.assert_array_equal(leaf, np.ones_like(leaf))
+
+
+def test_l2_ball_result_is_inside_in_float32():
+  p = projections.l2_ball(jnp.array([1.0, 2.0, 3.0]), 0.1)
+  assert float(jnp.linalg.norm(p)) <= 0.1
+  rng = np.random.default_rng(11)
+  for _ in range(200):
+    v = (rng.standard_normal(rng.integers(2, 3000)) * 10 ** rng.uniform(-3, 3)).astype(np.float32)
+    r = np.float32(np.linalg.norm(v.astype(np.float64)) * rng.uniform(0.01, 0.99))
+    p = np.asarray(projections.l2_ball(jnp.asarray(v), r), np.float64)
+    assert np.linalg.norm(p) <= r
+    np.testing.assert_allclose(np.linalg.norm(p), r, rtol=1e-6)
+
+
+@pytest.mark.parametrize("radius", [1.0, 30.0, 168.0, 1e4])
+def test_simplex_above_the_largest_entry_keeps_float32_accuracy(radius):
+  # The shift by the largest entry rounds every entry to ulp(r); the mean
+  # bound keeps the rounding at the size of the result.
+  x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+  got = np.asarray(projections.simplex(jnp.asarray(x), radius), np.float64)
+  expected = numpy_reference.simplex(x.astype(np.float64), radius)
+  np.testing.assert_allclose(got, expected, rtol=0, atol=4 * np.finfo(np.float32).eps * max(1, radius / 100))

@@ -218,7 +218,7 @@ def test_multisteps_projects_after_accumulating():
   np.testing.assert_array_equal(first["kernel"], 0.0)  # still accumulating
   second, state = tx.update(grads, state, params)
   new = optax.apply_updates(params, second)
-  assert float(jnp.abs(new["kernel"]).sum()) == pytest.approx(1.0, rel=1e-6)
+  assert float(jnp.abs(new["kernel"]).sum()) == pytest.approx(1.0, rel=1e-5)
 
 
 def test_optax_masked_projects_only_the_masked_subset():
@@ -305,8 +305,16 @@ def test_eta_pytree_must_match_params():
 @pytest.mark.parametrize("eta", [-1.0, {"conv": {"kernel": None, "bias": None},
                                          "dense": {"kernel": -2.0, "bias": None}}])
 def test_negative_radius(eta):
-  with pytest.raises(ValueError, match="eta must be >= 0"):
+  with pytest.raises(ValueError, match="eta must be a number >= 0"):
     sparse_optax.project_l11(eta).init(make_params())
+
+
+def test_radius_messages_name_the_leaf_only_when_there_is_one():
+  with pytest.raises(ValueError, match=r"^project_l11: eta must be a number >= 0, got -1.0\.$"):
+    sparse_optax.project_l11(-1.0)
+  with pytest.raises(ValueError, match=r"got nan for \['dense'\]\['kernel'\]\.$"):
+    sparse_optax.project_l21({"conv": {"kernel": None, "bias": None},
+                              "dense": {"kernel": float("nan"), "bias": None}}).init(make_params())
 
 
 def test_leaf_that_cannot_be_grouped():

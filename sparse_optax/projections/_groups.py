@@ -17,14 +17,16 @@ from sparse_optax.projections import _threshold
 from sparse_optax.projections import warm_start
 
 
-def validated_group_call(core, x, radius, axis, fn_name):
+def validated_group_call(core, x, radius, axis, fn_name, **options):
   """Checks the arguments every group projection shares, then calls ``core``."""
   x = validation.single_array(x, fn_name)
   validation.radius(radius, fn_name)
   axes = validation.group_axes(axis, x.ndim, fn_name)
+  if "method" in options:
+    validation.method(options["method"], fn_name)
   if x.size == 0:
     return x
-  return core(x, radius, axes)
+  return core(x, radius, axes, **options)
 
 
 def group_norms(v, axis, ord):
@@ -33,45 +35,48 @@ def group_norms(v, axis, ord):
     return jnp.sum(jnp.abs(v), axis=axis, keepdims=True)
   squares = jnp.sum(v * v, axis=axis, keepdims=True)
   # Double `where`: sqrt's derivative at an all-zero group would be inf * 0.
+  # The other branch is `squares` itself, 0 there (and NaN stays NaN).
   nonzero = squares > 0
-  return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, squares, 1)), 0)
+  return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, squares, 1)), squares)
 
 
-def group_budgets(norms, radius, start=None):
+def group_budgets(norms, radius, start=None, method="auto"):
   """ℓ1 projection of the vector of group norms: the radius each group keeps.
 
   Returns ``(budgets, theta)``; ``theta == 0`` means the point is inside.
   """
   r = jnp.maximum(jnp.asarray(radius, norms.dtype), 0)
-  theta = _threshold.l1_threshold(norms, r, tuple(range(norms.ndim)), start=start)
+  theta = _threshold.l1_threshold(norms, r, tuple(range(norms.ndim)), method, start)
   return jnp.maximum(norms - theta, 0), theta
 
 
-def _l21_ball_from(x, radius, start, axis):
+def _l21_ball_from(x, radius, start, axis, method="auto"):
   v = x.astype(validation.compute_dtype(x.dtype))
   norms = group_norms(v, axis, ord=2)
-  budgets, theta = group_budgets(norms, radius, start)
+  budgets, theta = group_budgets(norms, radius, start, method)
   scale = budgets / jnp.where(norms > 0, norms, 1)
-  return jnp.where(theta > 0, v * scale, v).astype(x.dtype), theta
+  projected = validation.poison_non_finite(jnp.where(theta > 0, v * scale, v), jnp.sum(norms),
+                                           radius)
+  return projected.astype(x.dtype), theta
 
 
-@functools.partial(jax.jit, static_argnames="axis")
-def _l21_ball(x, radius, axis):
-  return _l21_ball_from(x, radius, None, axis)[0]
+@functools.partial(jax.jit, static_argnames=("axis", "method"))
+def _l21_ball(x, radius, axis, method):
+  return _l21_ball_from(x, radius, None, axis, method)[0]
 
 
-def outer_cold(x, axis):
+def outer_cold(x, axis, method="auto"):
   """Cold search state (NaN) of a threshold over all groups: one value per array."""
+  del method  # every search starts from the same cold state
   return jnp.full((1,) * x.ndim, jnp.nan, validation.compute_dtype(x.dtype))
 
 
 L21_BALL = warm_start.WarmStart(
     cold=outer_cold,
-    project=jax.jit(lambda x, radius, start, axis: _l21_ball_from(x, radius, start, axis),
-                    static_argnames="axis"))
+    project=jax.jit(_l21_ball_from, static_argnames=("axis", "method")))
 
 
-def l21_ball(x, radius, *, axis=-1) -> jax.Array:
+def l21_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:
   r"""Euclidean projection onto the ℓ2,1 (group-lasso) ball.
 
   .. math::
@@ -88,6 +93,8 @@ def l21_ball(x, radius, *, axis=-1) -> jax.Array:
     x: real floating array.
     radius: scalar :math:`r \ge 0` (a traced negative radius acts as 0).
     axis: int or tuple of ints, the axes reduced inside one group.
+    method: the search for the ℓ1 threshold of the group norms, as in
+      :func:`~sparse_optax.projections.l1_ball`.
 
   Returns:
     The projection, with ``x``'s shape and dtype.
@@ -104,34 +111,36 @@ def l21_ball(x, radius, *, axis=-1) -> jax.Array:
     using an outer approximation projection-gradient method", IEEE TSP 2017
     (Algorithm 2 of Barlaud & Guyard, ICPR 2020).
   """
-  return validated_group_call(_l21_ball, x, radius, axis, "l21_ball")
+  return validated_group_call(_l21_ball, x, radius, axis, "l21_ball", method=method)
 
 
-def _l11_ball_from(x, radius, starts, axis):
+def _l11_ball_from(x, radius, starts, axis, method="auto"):
   outer_start, inner_start = (None, None) if starts is None else starts
   v = x.astype(validation.compute_dtype(x.dtype))
   a = jnp.abs(v)
-  budgets, theta = group_budgets(group_norms(v, axis, ord=1), radius, outer_start)
-  inner = _threshold.l1_threshold(a, budgets, axis, start=inner_start)
+  norms = group_norms(v, axis, ord=1)
+  budgets, theta = group_budgets(norms, radius, outer_start, method)
+  inner = _threshold.l1_threshold(a, budgets, axis, method, inner_start)
   # Inside the ball the outer threshold is exactly 0; returning v then avoids
   # trusting two differently rounded sums of the same group to agree.
-  projected = jnp.where(theta > 0, _threshold.soft_threshold(v, inner), v).astype(x.dtype)
-  return projected, (theta, inner)
+  projected = jnp.where(theta > 0, _threshold.soft_threshold(v, inner), v)
+  projected = validation.poison_non_finite(projected, jnp.sum(norms), radius)
+  return projected.astype(x.dtype), (theta, inner)
 
 
-@functools.partial(jax.jit, static_argnames="axis")
-def _l11_ball(x, radius, axis):
-  return _l11_ball_from(x, radius, None, axis)[0]
+@functools.partial(jax.jit, static_argnames=("axis", "method"))
+def _l11_ball(x, radius, axis, method):
+  return _l11_ball_from(x, radius, None, axis, method)[0]
 
 
 L11_BALL = warm_start.WarmStart(
-    cold=lambda x, axis: (outer_cold(x, axis), jnp.full(warm_start.kept_shape(x.shape, axis), jnp.nan,
-                                                         validation.compute_dtype(x.dtype))),
-    project=jax.jit(lambda x, radius, starts, axis: _l11_ball_from(x, radius, starts, axis),
-                    static_argnames="axis"))
+    cold=lambda x, axis, method="auto": (
+        outer_cold(x, axis), jnp.full(warm_start.kept_shape(x.shape, axis), jnp.nan,
+                                      validation.compute_dtype(x.dtype))),
+    project=jax.jit(_l11_ball_from, static_argnames=("axis", "method")))
 
 
-def l11_ball(x, radius, *, axis=-1) -> jax.Array:
+def l11_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:
   r"""The bilevel ℓ1,1 projection of Barlaud & Guyard (Algorithm 3, "PGL11").
 
   .. math::
@@ -152,6 +161,8 @@ def l11_ball(x, radius, *, axis=-1) -> jax.Array:
     axis: int or tuple of ints, the axes reduced inside one group. For a Flax
       ``Dense`` kernel ``(in, out)`` the default ``-1`` groups by input feature,
       the paper's choice.
+    method: the search for the ℓ1 thresholds (of the group norms, then inside
+      each group), as in :func:`~sparse_optax.projections.l1_ball`.
 
   Returns:
     The bilevel projection, with ``x``'s shape and dtype; ``x`` itself when
@@ -168,4 +179,4 @@ def l11_ball(x, radius, *, axis=-1) -> jax.Array:
     Barlaud & Guyard, "Learning sparse deep neural networks using efficient
     structured projections on convex constraints for green AI", ICPR 2020.
   """
-  return validated_group_call(_l11_ball, x, radius, axis, "l11_ball")
+  return validated_group_call(_l11_ball, x, radius, axis, "l11_ball", method=method)

@@ -14,28 +14,33 @@ from sparse_optax.projections import _threshold
 from sparse_optax.projections import warm_start
 
 
-def simplex_magnitudes(a, radius, start=None, method="newton", signs_of=None):
+def simplex_magnitudes(a, radius, start=None, method="auto", signs_of=None):
   r"""``(p, θ)``: the projection of the vector ``a`` onto :math:`\{p \ge 0,\ \sum p = r\}`.
 
   ``a`` may hold any real values (``-inf`` included); the solution is
   :math:`p = (a - \tau)_+`. The search runs on :math:`b = a - \beta` for a
-  lower bound :math:`\beta` of :math:`\tau`: :math:`\beta = 0` when
-  :math:`r \ge \max a` and :math:`\sum a_+ \ge r` (then :math:`b = a`: the
-  search ignores entries below its threshold, so negatives need no clipping
-  and no rounding is added), else :math:`\beta = \max a - r`, with :math:`b`
-  formed as :math:`(a - \max a) + r` so the largest entry sits at exactly
-  :math:`r` even when :math:`\max a \gg r` (float32 at 1e9 with :math:`r = 1`
-  still returns a vertex). ``θ = τ − β`` is the search state a warm start
-  resumes. With ``signs_of``, ``p`` takes the signs of that array (``+`` at
-  its zeros), in the same pass.
+  lower bound :math:`\beta` of :math:`\tau`, the tightest at hand, so that
+  :math:`b` is rounded no coarser than :math:`p`: :math:`\beta = 0` when
+  :math:`r \ge \max a` and :math:`\sum a_+ \ge r` (then :math:`b = a`
+  exactly), else the larger of :math:`\max a - r` (the largest entry alone
+  holds at most :math:`r`; :math:`b` is then formed as
+  :math:`(a - \max a) + r`, so the largest entry sits at exactly :math:`r`
+  even when :math:`\max a \gg r`: float32 at 1e9 with :math:`r = 1` still
+  returns a vertex) and :math:`(\sum a - r)/n` (all entries active at most).
+  ``θ = τ − β`` is the search state a warm start resumes. With ``signs_of``,
+  ``p`` takes the signs of that array (``+`` at its zeros), in the same pass.
+  Non-finite input follows :data:`~sparse_optax.projections.validation.NON_FINITE`.
   """
   top = jnp.max(a)
-  unshifted = (radius >= top) & (jnp.sum(jnp.maximum(a, 0)) >= radius)
-  return shifted_simplex_magnitudes(a, radius, top, unshifted, start, method, signs_of)
+  positive_total = jnp.sum(jnp.maximum(a, 0))
+  unshifted = (radius >= top) & (positive_total >= radius)
+  p, theta = shifted_simplex_magnitudes(a, radius, top, jnp.sum(a), unshifted, start, method,
+                                        signs_of)
+  return validation.poison_non_finite(p, positive_total, radius), theta
 
 
-def shifted_simplex_magnitudes(a, radius, top, unshifted, start, method, signs_of):
-  """:func:`simplex_magnitudes` given ``top = max a`` and whether ``β = 0``."""
+def shifted_simplex_magnitudes(a, radius, top, total, unshifted, start, method, signs_of):
+  """:func:`simplex_magnitudes` given ``top = max a``, ``total = Σ a`` and whether ``β = 0``."""
 
   def solve(b):
     theta = _threshold.l1_threshold(b, radius, (0,), method, start)
@@ -47,8 +52,13 @@ def shifted_simplex_magnitudes(a, radius, top, unshifted, start, method, signs_o
     # stays NaN.
     return jnp.where(b <= theta, 0, kept), theta
 
+  def shifted():
+    mean_bound = (total - radius) / a.size
+    b = jnp.where(top - radius >= mean_bound, (a - top) + radius, a - mean_bound)
+    return solve(jnp.maximum(b, 0))
+
   # A branch, not a select: the common case reads `a` as it is.
-  return lax.cond(unshifted, lambda: solve(a), lambda: solve(jnp.maximum((a - top) + radius, 0)))
+  return lax.cond(unshifted, lambda: solve(a), shifted)
 
 
 def _l1_ball_from(x, radius, start, method):
@@ -56,15 +66,16 @@ def _l1_ball_from(x, radius, start, method):
   flat = x.reshape(-1).astype(dtype)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   a = jnp.abs(flat)
-  top = jnp.max(a)
+  top, total = jnp.max(a), jnp.sum(a)
 
   def project():
-    # Outside the ball Σ a > r, so only the largest entry decides the shift.
-    return shifted_simplex_magnitudes(a, r, top, r >= top, start, method, flat)
+    # Outside the ball Σ a > r, so no shift is needed when r >= max a.
+    return shifted_simplex_magnitudes(a, r, top, total, r >= top, start, method, flat)
 
   # Inside the ball (boundary included) the result is x itself, and so is the
   # derivative: the identity, also at entries that are exactly 0. No search.
-  projected, theta = lax.cond(jnp.sum(a) <= r, lambda: (flat, jnp.zeros((1,), dtype)), project)
+  projected, theta = lax.cond(total <= r, lambda: (flat, jnp.zeros((1,), dtype)), project)
+  projected = validation.poison_non_finite(projected, total, r)
   return projected.reshape(x.shape).astype(x.dtype), theta
 
 
@@ -75,12 +86,12 @@ def _l1_ball(tree, radius, method):
 
 
 L1_BALL = warm_start.WarmStart(
-    cold=lambda x, method="newton": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
-    project=jax.jit(lambda x, radius, start, method="newton": _l1_ball_from(x, radius, start, method),
+    cold=lambda x, method="auto": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
+    project=jax.jit(lambda x, radius, start, method="auto": _l1_ball_from(x, radius, start, method),
                     static_argnames="method"))
 
 
-def l1_ball(x, radius, *, method: str = "newton"):
+def l1_ball(x, radius, *, method: str = "auto"):
   r"""Euclidean projection of ``x`` onto the ℓ1 ball of the given radius.
 
   .. math::
@@ -139,7 +150,7 @@ def _l1_sphere(tree, radius, method):
   return unravel(simplex_magnitudes(jnp.abs(v), r, None, method, v)[0].astype(flat.dtype))
 
 
-def l1_sphere(x, radius, *, method: str = "newton"):
+def l1_sphere(x, radius, *, method: str = "auto"):
   r"""Euclidean projection of ``x`` onto the ℓ1 sphere :math:`\{p : \|p\|_1 = r\}`.
 
   :math:`p = s \odot \operatorname{simplex}(|x|, r)` with :math:`s` the signs
@@ -174,7 +185,7 @@ def _simplex(tree, radius, method):
   return unravel(simplex_magnitudes(flat.astype(dtype), r, None, method)[0].astype(flat.dtype))
 
 
-def simplex(x, radius=1.0, *, method: str = "newton"):
+def simplex(x, radius=1.0, *, method: str = "auto"):
   r"""Euclidean projection of ``x`` onto the simplex :math:`\{p \ge 0,\ \sum_i p_i = r\}`.
 
   The solution is :math:`p = (x - \theta)_+` with :math:`\theta` (of any sign)
@@ -216,9 +227,13 @@ def _weighted_l1_ball_from(x, radius, weights, start, method):
   flat = x.reshape(-1).astype(dtype)
   w = jnp.maximum(weights.reshape(-1).astype(dtype), 0)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
-  theta = _threshold.weighted_l1_threshold(jnp.abs(flat), w, r, (0,), method, start)
+  a = jnp.abs(flat)
+  theta = _threshold.weighted_l1_threshold(a, w, r, (0,), method, start)
   # Inside the ball θ is exactly 0: return x, whose derivative is the identity.
   projected = jnp.where(theta > 0, _threshold.soft_threshold(flat, theta, w), flat)
+  # One more reduction, for the non-finite convention (unconstrained entries
+  # never reach the search).
+  projected = validation.poison_non_finite(projected, jnp.sum(a), r)
   return projected.reshape(x.shape).astype(x.dtype), theta
 
 
@@ -230,14 +245,14 @@ def _weighted_l1_ball(tree, radius, weights, method):
 
 
 WEIGHTED_L1_BALL = warm_start.WarmStart(
-    cold=lambda x, weights, method="newton": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
+    cold=lambda x, weights, method="auto": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
     project=jax.jit(
-        lambda x, radius, start, weights, method="newton":
+        lambda x, radius, start, weights, method="auto":
         _weighted_l1_ball_from(x, radius, jnp.asarray(weights), start, method),
         static_argnames="method"))
 
 
-def weighted_l1_ball(x, radius, weights, *, method: str = "newton"):
+def weighted_l1_ball(x, radius, weights, *, method: str = "auto"):
   r"""Euclidean projection of ``x`` onto the weighted ℓ1 ball.
 
   .. math::

@@ -103,9 +103,15 @@ def _l1inf_levels(a, radius, start, axis):
   start = lax.cond(jnp.all(jnp.isinf(start)), lambda: jnp.broadcast_to(
       _cold_start(a, radius, axis), gmax.shape), lambda: jnp.broadcast_to(start, gmax.shape))
   # Left tangents (a subgradient of each convex clipped mass) at the start,
-  # capped at the group maximum, put the first λ below λ*.
-  sums, counts = _left_tangents(a, jnp.minimum(start, gmax), axis)
-  lam, levels = _levels_from_tangents(sums, counts, radius)
+  # capped at the group maximum, put the first λ below λ*. Outside the ball
+  # λ* > 0, but lines taken far below the group maxima can meet Σ μ = r only
+  # at a negative λ; clamped to 0, their levels would sum to less than r and
+  # λ would never rise. The line of each group's largest entry alone,
+  # (max a − μ)₊ ≤ Σ (a − μ)₊, always has its λ above 0: start there instead.
+  first = _levels_from_tangents(*_left_tangents(a, jnp.minimum(start, gmax), axis), radius)
+  lam, levels = lax.cond(
+      jnp.all(first[0] > 0), lambda: first,
+      lambda: _levels_from_tangents(gmax, jnp.ones_like(gmax), radius))
 
   def more(state):
     it, _, _, moving = state
@@ -149,8 +155,9 @@ def _l1inf_ball_from(x, radius, start, axis):
   r = jnp.maximum(jnp.asarray(radius, v.dtype), 0)
   a = jnp.abs(v)
   levels = l1inf_levels(a, r, axis, start)
-  inside = jnp.sum(jnp.max(a, axis=axis, keepdims=True)) <= r
-  return jnp.where(inside, v, _clip(v, levels)).astype(x.dtype), levels
+  total = jnp.sum(jnp.max(a, axis=axis, keepdims=True))
+  projected = validation.poison_non_finite(jnp.where(total <= r, v, _clip(v, levels)), total, r)
+  return projected.astype(x.dtype), levels
 
 
 @functools.partial(jax.jit, static_argnames="axis")
@@ -204,25 +211,26 @@ def l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
   return _groups.validated_group_call(_l1inf_ball, x, radius, axis, "l1inf_ball")
 
 
-def _bilevel_l1inf_ball_from(x, radius, start, axis):
+def _bilevel_l1inf_ball_from(x, radius, start, axis, method="auto"):
   v = x.astype(validation.compute_dtype(x.dtype))
   gmax = jnp.max(jnp.abs(v), axis=axis, keepdims=True)
-  budgets, theta = _groups.group_budgets(gmax, radius, start)
-  return jnp.where(theta > 0, _clip(v, budgets), v).astype(x.dtype), theta
+  budgets, theta = _groups.group_budgets(gmax, radius, start, method)
+  projected = validation.poison_non_finite(jnp.where(theta > 0, _clip(v, budgets), v),
+                                           jnp.sum(gmax), radius)
+  return projected.astype(x.dtype), theta
 
 
-@functools.partial(jax.jit, static_argnames="axis")
-def _bilevel_l1inf_ball(x, radius, axis):
-  return _bilevel_l1inf_ball_from(x, radius, None, axis)[0]
+@functools.partial(jax.jit, static_argnames=("axis", "method"))
+def _bilevel_l1inf_ball(x, radius, axis, method):
+  return _bilevel_l1inf_ball_from(x, radius, None, axis, method)[0]
 
 
 BILEVEL_L1INF_BALL = warm_start.WarmStart(
     cold=_groups.outer_cold,
-    project=jax.jit(lambda x, radius, start, axis: _bilevel_l1inf_ball_from(x, radius, start, axis),
-                    static_argnames="axis"))
+    project=jax.jit(_bilevel_l1inf_ball_from, static_argnames=("axis", "method")))
 
 
-def bilevel_l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
+def bilevel_l1inf_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:
   r"""The bilevel ℓ1,∞ projection (Barlaud, Perez & Marmorat).
 
   .. math::
@@ -237,6 +245,8 @@ def bilevel_l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
     x: real floating array.
     radius: scalar :math:`r \ge 0` (a traced negative radius acts as 0).
     axis: int or tuple of ints, the axes reduced inside one group.
+    method: the search for the ℓ1 threshold of the group maxima, as in
+      :func:`~sparse_optax.projections.l1_ball`.
 
   Returns:
     The bilevel projection, with ``x``'s shape and dtype.
@@ -254,4 +264,4 @@ def bilevel_l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
     arXiv:2407.16293, 2024.
   """
   return _groups.validated_group_call(
-      _bilevel_l1inf_ball, x, radius, axis, "bilevel_l1inf_ball")
+      _bilevel_l1inf_ball, x, radius, axis, "bilevel_l1inf_ball", method=method)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-METHODS = ("newton", "sort")
+METHODS = ("auto", "newton", "sort")
 
 
 def float_array(x, fn_name: str) -> jax.Array:
@@ -73,7 +73,11 @@ def _is_concrete(value) -> bool:
 
 
 def radius(value, fn_name: str, name: str = "radius") -> jax.Array:
-  """Checks a radius: a scalar; if known at trace time, not negative."""
+  """Checks a radius: a scalar; if known at trace time, a number >= 0 (not NaN).
+
+  A traced radius is not checked: a negative one acts as 0, a NaN one gives
+  NaN out (:data:`NON_FINITE`).
+  """
   if np.ndim(value) != 0:
     raise ValueError(
         f"{fn_name}: {name} must be a scalar, got shape {np.shape(value)}. "
@@ -84,12 +88,36 @@ def radius(value, fn_name: str, name: str = "radius") -> jax.Array:
       dtype = jnp.result_type(value)
       if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"{fn_name}: {name} must be real, got dtype {dtype}.")
-    if float(np.real(np.asarray(value))) < 0:
+    number = float(np.real(np.asarray(value)))
+    if np.isnan(number):
+      raise ValueError(f"{fn_name}: {name} is NaN; give a number >= 0.")
+    if number < 0:
       raise ValueError(
           f"{fn_name}: {name} must be >= 0, got {value}. A radius of 0 "
-          "projects onto {{0}}; a traced negative radius behaves as 0."
+          "projects onto the origin; a traced negative radius behaves as 0."
       )
   return value
+
+
+# One convention for values that are not numbers, shared by every projection.
+NON_FINITE = """\
+A NaN or infinite entry of ``x`` makes the whole result NaN, since every entry
+depends on it through the shared threshold or norm; the ℓ∞ box alone works
+entry by entry (NaN stays in its entry, ±∞ is clipped), and the simplex takes
+``-inf`` as a valid entry (it gets 0). A traced NaN radius gives NaN
+everywhere; a concrete one raises. An infinite radius leaves ``x`` unchanged
+(the ℓ1 sphere and the simplex, which have no point at infinity, give NaN).
+"""
+
+
+def poison_non_finite(result, total, r):
+  """``result``, or NaN everywhere when ``total`` (a sum over x) or ``r`` is not a number.
+
+  ``total`` is a reduction the projection computes anyway, so the check reads
+  no entry twice.
+  """
+  valid = jnp.isfinite(total) & ~jnp.isnan(r)
+  return jnp.where(valid, result, jnp.asarray(jnp.nan, result.dtype))
 
 
 def method(value: str, fn_name: str) -> str:
