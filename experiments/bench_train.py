@@ -107,6 +107,27 @@ def throughputs(functions: dict, examples: int, rounds: int) -> dict:
   return {name: examples / statistics.median(t) for name, t in seconds.items()}
 
 
+def measure(models=MODELS, examples=8192, rounds=5) -> dict:
+  """Images/s of the runner and of the minimal loop for each model and optimizer."""
+  devices = jax.devices()
+  if BATCH_SIZE % len(devices):
+    raise ValueError(f"batch {BATCH_SIZE} does not split over {len(devices)} devices")
+  data = steps.to_devices(random_dataset(examples), steps.data_mesh(devices), BATCH_SIZE)
+  order = steps.epoch_order(0, 1, examples, BATCH_SIZE)
+  rows = []
+  for model_name in models:
+    for projected in (False, True):
+      measured = throughputs({"runner": runner_epoch(model_name, projected, data, order),
+                              "minimal": minimal_epoch(model_name, projected, data, order)},
+                             order.size, rounds)
+      rows.append({"model": model_name,
+                   "optimizer": "adam + project_l11" if projected else "adam", **measured})
+      print(f"{model_name} {rows[-1]['optimizer']}: "
+            f"{measured['runner'] / measured['minimal']:.2f}x", file=sys.stderr, flush=True)
+  return {"rows": rows, "devices": len(devices), "examples": examples, "rounds": rounds,
+          "batch": BATCH_SIZE}
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--examples", type=int, default=8192,
@@ -115,27 +136,18 @@ def main(argv=None) -> int:
   parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, from "
                       + ", ".join(MODELS))
   args = parser.parse_args(argv)
-  devices = jax.devices()
-  if BATCH_SIZE % len(devices):
-    print(f"error: batch {BATCH_SIZE} does not split over {len(devices)} devices", file=sys.stderr)
+  try:
+    m = measure(args.models.split(","), args.examples, args.rounds)
+  except ValueError as error:
+    print(f"error: {error}", file=sys.stderr)
     return 2
-  data = steps.to_devices(random_dataset(args.examples), steps.data_mesh(devices), BATCH_SIZE)
-  order = steps.epoch_order(0, 1, args.examples, BATCH_SIZE)
-  rows = []
-  for model_name in args.models.split(","):
-    for projected in (False, True):
-      measured = throughputs({"runner": runner_epoch(model_name, projected, data, order),
-                              "minimal": minimal_epoch(model_name, projected, data, order)},
-                             order.size, args.rounds)
-      rows.append([model_name, "adam + project_l11" if projected else "adam",
-                   f"{measured['runner']:,.0f}", f"{measured['minimal']:,.0f}",
-                   f"{measured['runner'] / measured['minimal']:.2f}x"])
-      print(f"{model_name} {rows[-1][1]}: {rows[-1][4]}", file=sys.stderr, flush=True)
-  print(f"# Training throughput\n\n{machine_line()}; {len(devices)} device(s); batch "
+  print(f"# Training throughput\n\n{machine_line()}; {m['devices']} device(s); batch "
         f"{BATCH_SIZE} sharded over them; {args.examples} random images per epoch; median of "
         f"{args.rounds} interleaved epochs after warm-up.\n")
   print(markdown(["model", "optimizer", "runner (img/s)", "minimal scan (img/s)",
-                  "runner / minimal"], rows))
+                  "runner / minimal"],
+                 [[r["model"], r["optimizer"], f"{r['runner']:,.0f}", f"{r['minimal']:,.0f}",
+                   f"{r['runner'] / r['minimal']:.2f}x"] for r in m["rows"]]))
   return 0
 
 

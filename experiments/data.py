@@ -33,6 +33,7 @@ import hashlib
 import pathlib
 import io
 import pickle
+import struct
 
 import numpy as np
 
@@ -301,3 +302,39 @@ def load(name: str, data_dir=None, *, tfds_data_dir: str | None = None,
 def normalise(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
   """uint8 images to standardised float32."""
   return (images.astype(np.float32) - mean) / std
+
+
+def write_idx(path: pathlib.Path, array: np.ndarray, compress: bool = True) -> None:
+  """Writes ``array`` (uint8) as an IDX file, gzipped to ``path.gz`` by default."""
+  header = b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+  payload = header + np.ascontiguousarray(array, np.uint8).tobytes()
+  if compress:
+    with gzip.open(f"{path}.gz", "wb") as f:
+      f.write(payload)
+  else:
+    pathlib.Path(path).write_bytes(payload)
+
+
+def write_synthetic_idx(directory, *, train=256, test=64, seed=0, compress=True,
+                        learnable=True) -> dict:
+  """MNIST-shaped IDX files of noise; with ``learnable`` the label is drawn in.
+
+  Each image of label k carries a bright bar at rows 2 + 2k, so a network can
+  learn them: a stand-in for MNIST where the real files are absent (it needs
+  ``--no-verify``). Returns ``{split: (images, labels)}``.
+  """
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  arrays = {}
+  for split, n in (("train", train), ("test", test)):
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    if learnable:
+      for i, label in enumerate(labels):
+        images[i, 2 + 2 * label: 4 + 2 * label, 4:24] = 255
+    images_name, labels_name = IDX_NAMES[split]
+    write_idx(directory / images_name, images, compress)
+    write_idx(directory / labels_name, labels, compress)
+    arrays[split] = (images, labels)
+  return arrays
