@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments import exact
 from experiments.tables import markdown
 from experiments.timing import machine_line, medians_ms
 from sparse_optax import projections
@@ -60,7 +61,7 @@ def l1_table(sizes, fraction, repeats):
   the sorts. A sort of 16 MB evicts the caches, so timing the floor in the
   same rounds as a sort would slow the floor down and flatter the ratio.
   """
-  newton = jax.jit(lambda x, r: projections.l1_ball(x, r))
+  newton = jax.jit(lambda x, r: projections.l1_ball(x, r, method="newton"))
   against_floor = {
       FLOOR: jax.jit(lambda x, r: jnp.abs(x).sum()),
       NEWTON: newton,
@@ -78,7 +79,9 @@ def l1_table(sizes, fraction, repeats):
     rounds = repeats if n < 4_000_000 else max(3, repeats // 4)
     row = medians_ms(against_floor, lambda name: (x, r), repeats)
     row.update(medians_ms(against_sorts, lambda name: (x, r), rounds))
-    rows.append(row)
+    deviations = {name: exact.deviation("l1_ball", x, r, fn(x, r))
+                  for name, fn in {**against_floor, **against_sorts}.items() if name != FLOOR}
+    rows.append((row, deviations))
   return rows
 
 
@@ -86,11 +89,13 @@ def radius_table(n, fractions, repeats):
   """Medians of the Newton ℓ1 projection for several radii, beside the floor."""
   x = gaussian((n,))
   norm = float(jnp.abs(x).sum())
-  fast = jax.jit(lambda x, r: projections.l1_ball(x, r))
+  fast = jax.jit(lambda x, r: projections.l1_ball(x, r, method="newton"))
   contenders = {"floor": jax.jit(lambda x, r: jnp.abs(x).sum())}
   contenders.update({f: fast for f in fractions})
   medians = medians_ms(contenders, lambda f: (x, 0.0 if f == "floor" else f * norm), repeats)
-  return medians.pop("floor"), list(medians.items())
+  floor = medians.pop("floor")
+  return floor, [(f, ms, exact.deviation("l1_ball", x, f * norm, fast(x, f * norm)))
+                 for f, ms in medians.items()]
 
 
 def group_norm(name, x):
@@ -110,7 +115,10 @@ def group_table(shapes, fraction, repeats, sample=gaussian):
     radii = {name: fraction * group_norm(name, x) for name in GROUP_NAMES}
     contenders = {FLOOR: jax.jit(lambda x, r: jnp.abs(x).sum())}
     contenders.update({name: jax.jit(getattr(projections, name)) for name in GROUP_NAMES})
-    rows.append(medians_ms(contenders, lambda name: (x, radii.get(name, 0.0)), repeats))
+    medians = medians_ms(contenders, lambda name: (x, radii.get(name, 0.0)), repeats)
+    deviations = {name: exact.deviation(name, x, radii[name], contenders[name](x, radii[name]))
+                  for name in GROUP_NAMES}
+    rows.append((medians, deviations))
   return rows
 
 
@@ -145,10 +153,10 @@ def pass_table(shape, repeats):
 
 def print_group_rows(shapes, rows):
   print(markdown(
-      ["shape", FLOOR] + list(GROUP_NAMES) + [f"{name} / floor" for name in GROUP_NAMES],
-      [[f"{s[0]}x{s[1]}", f"{row[FLOOR]:.3f}"] + [f"{row[k]:.3f}" for k in GROUP_NAMES]
-       + [f"{row[k] / row[FLOOR]:.1f}x" for k in GROUP_NAMES]
-       for s, row in zip(shapes, rows)]))
+      ["shape", "projection", "ms", "/ floor", "max deviation"],
+      [[f"{s[0]}x{s[1]}", FLOOR, f"{row[FLOOR]:.3f}", "1.0x", "—"] for s, (row, _) in zip(shapes, rows)]
+      + [[f"{s[0]}x{s[1]}", k, f"{row[k]:.3f}", f"{row[k] / row[FLOOR]:.1f}x", f"{dev[k]:.1e}"]
+         for s, (row, dev) in zip(shapes, rows) for k in GROUP_NAMES]))
 
 
 def main(argv=None):
@@ -167,20 +175,27 @@ def main(argv=None):
         f"median of {repeats} interleaved calls after warm-up, in ms.\n")
 
   l1_rows = l1_table(sizes, args.fraction, repeats)
-  names = list(l1_rows[0])
   print("## ℓ1 ball\n")
+  print("`max deviation`: the largest |result − exact float64 projection| "
+        "(`experiments/exact.py`) on the same input.\n")
   print(markdown(
-      ["n"] + names + ["newton / floor", "optax / newton"],
-      [[f"{n:.0e}"] + [f"{row[k]:.3f}" for k in names]
-       + [f"{row[NEWTON] / row[FLOOR]:.1f}x", f"{row[OPTAX] / row[NEWTON_WITH_SORTS]:.1f}x"]
-       for n, row in zip(sizes, l1_rows)]))
+      ["n", "projection", "ms", "/ floor", "max deviation"],
+      [[f"{n:.0e}", name, f"{row[name]:.3f}", f"{row[name] / row[FLOOR]:.1f}x",
+        f"{dev[name]:.1e}" if name in dev else "—"]
+       for n, (row, dev) in zip(sizes, l1_rows) for name in row]))
+  l1_rows = [row for row, _ in l1_rows]
+  print("\n" + markdown(["n", "newton / floor", "optax / newton"],
+                        [[f"{n:.0e}", f"{row[NEWTON] / row[FLOOR]:.1f}x",
+                          f"{row[OPTAX] / row[NEWTON_WITH_SORTS]:.1f}x"]
+                         for n, row in zip(sizes, l1_rows)]))
 
   n_radius = sizes[-2] if len(sizes) > 2 else sizes[-1]
   floor_ms, radius_rows = radius_table(n_radius, RADIUS_FRACTIONS, repeats)
   print(f"\n## ℓ1 ball, newton, n = {n_radius:.0e}: cost against the radius "
         f"(floor {floor_ms:.3f} ms)\n")
-  print(markdown(["radius / ‖x‖₁", "ms", "/ floor"],
-                 [[f"{f:g}", f"{ms:.3f}", f"{ms / floor_ms:.1f}x"] for f, ms in radius_rows]))
+  print(markdown(["radius / ‖x‖₁", "ms", "/ floor", "max deviation"],
+                 [[f"{f:g}", f"{ms:.3f}", f"{ms / floor_ms:.1f}x", f"{dev:.1e}"]
+                  for f, ms, dev in radius_rows]))
 
   group_rows = group_table(shapes, args.fraction, repeats)
   print("\n## Group balls, float32 Gaussian (groups = rows, `axis=-1`)\n")
@@ -189,6 +204,7 @@ def main(argv=None):
   passes = pass_table(shapes[-1], repeats)
   print(f"\n## One pass of the threshold search, {shapes[-1][0]}x{shapes[-1][1]} float32, "
         "groups = rows\n")
+  print("Passes, not projections: no result to compare.\n")
   print(markdown(["pass", "ms", "/ floor"],
                  [[name, f"{ms:.3f}", f"{ms / passes[FLOOR]:.2f}x"] for name, ms in passes.items()]))
 
@@ -196,7 +212,7 @@ def main(argv=None):
     float64_rows = group_table(shapes, args.fraction, repeats, sample=uniform)
   print("\n## Group balls, float64 uniform[0, 1], beside the authors' C++\n")
   print_group_rows(shapes, float64_rows)
-  compared = [(s, row) for s, row in zip(shapes, float64_rows) if s in CPP_MS]
+  compared = [(s, row) for s, (row, _) in zip(shapes, float64_rows) if s in CPP_MS]
   if compared:
     print("\nThe C++ figures are constants measured elsewhere (single thread, -O3, the "
           "same input and radius), not by this run.\n")
@@ -209,7 +225,7 @@ def main(argv=None):
 
   if not args.quick:
     at_1e6, at_4e6 = l1_rows[sizes.index(1_000_000)], l1_rows[sizes.index(4_000_000)]
-    large = group_rows[shapes.index((4096, 1024))]
+    large = group_rows[shapes.index((4096, 1024))][0]
     print("\n## Targets\n")
     checks = [
         ("optax / newton at n=1e6 >= 50", at_1e6[OPTAX] / at_1e6[NEWTON_WITH_SORTS], lambda v: v >= 50),

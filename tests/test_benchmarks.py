@@ -1,15 +1,21 @@
 """The benchmark scripts run end to end on small settings (numbers not asserted)."""
 
+import re
+
 import pytest
 
-from experiments import bench_compact, bench_projections, bench_step, bench_train, projection_passes
+from experiments import bench_commits, bench_compact, bench_projections, bench_step, bench_train, projection_passes
 
 
 @pytest.mark.slow
 def test_projection_benchmark_prints_its_tables(capsys):
   assert bench_projections.main(["--quick", "--repeats", "1"]) == 0
   out = capsys.readouterr().out
-  assert "| 1e+04 |" in out and "| 256x256 |" in out and "l11_ball / floor" in out
+  assert "| 1e+04 |" in out and "| 256x256 | l11_ball |" in out and "max deviation" in out
+  # Every timed projection row carries its deviation from the exact projection.
+  for line in out.splitlines():
+    if line.startswith("| 256x256 | l") or line.startswith("| 1e+04 | l1_ball"):
+      assert re.fullmatch(r"\d\.\de[-+]\d\d", line.rstrip(" |").split("|")[-1].strip()), line
   assert "## Group balls, float64 uniform[0, 1], beside the authors' C++" in out
   assert "| count (min/max/ceil) |" in out
 
@@ -40,3 +46,10 @@ def test_pass_count_prints_its_table(capsys):
   assert projection_passes.main(["--quick"]) == 0
   out = capsys.readouterr().out
   assert "| l11_ball | 256x1024 | 0.1 |" in out and "resumed after a small step" in out
+
+
+@pytest.mark.slow
+def test_commit_comparison_prints_its_table(capsys):
+  assert bench_commits.main(["--against", "HEAD", "--rounds", "1", "--cases", "784x768"]) == 0
+  out = capsys.readouterr().out
+  assert "| l11_ball 784x768 |" in out and "| HEAD ms | dev | ratio |" in out
