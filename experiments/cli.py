@@ -1,4 +1,4 @@
-"""python -m experiments {run,sweep,demo}: the paper's experiments from a shell.
+"""python -m experiments {run,sweep,reproduce,demo}: the paper's experiments from a shell.
 
 Bad flags end with one line on stderr and exit status 2; a dataset that no
 source can provide, with one message and status 3; Ctrl-C (SIGINT) or SIGTERM
@@ -20,6 +20,7 @@ from experiments import data as data_lib
 from experiments import hosts
 from experiments import interrupt
 from experiments import methods
+from experiments import reproduce as reproduce_lib
 from experiments import runner
 from experiments import sweep as sweep_lib
 from experiments.checkpoints import saved_epoch
@@ -136,6 +137,15 @@ def parser() -> argparse.ArgumentParser:
       "sweep", help="a grid of methods, radii and seeds (finished points are kept, an "
                     "interrupted one resumes when the same command runs again)")
   _add_run_flags(grid, grid=True)
+  again = commands.add_parser(
+      "reproduce", help="re-run a committed run from its result.json and compare the figures "
+                        "(exit 0 when they agree)")
+  again.add_argument("result_dir", help="the run's folder, with its result.json")
+  again.add_argument("--seed", type=int, help="another seed than the committed run's")
+  again.add_argument("--data-dir", help="where the data is on this machine, if elsewhere")
+  again.add_argument("--out", help="keep the new run in this folder (default: a temporary "
+                                   "one, removed after)")
+  again.add_argument("--quiet", action="store_true", help="print nothing but the comparison")
   demo = commands.add_parser(
       "demo", help="LeNet-300-100 on Fashion-MNIST: Adam vs the l1,1 lottery (a few minutes)")
   demo.add_argument("--out", default="runs/demo", help="output folder")
@@ -169,6 +179,8 @@ def _summary(result: dict) -> str:
 def _continue_hint(args, argv) -> str:
   """What an interruption saved, and the command that carries on from there."""
   command = "python -m experiments " + shlex.join(argv)
+  if args.command == "reproduce":
+    return "nothing is kept of an interrupted re-run; start it again"
   if args.command == "run":
     out = args.out or _default_out(args)
     epoch = saved_epoch(out)
@@ -211,6 +223,11 @@ def _main(args, progress) -> int:
     result = runner.run(config, resume=args.resume, progress=progress)
     print(_summary(result))
     print(f"result: {config.out}/result.json; plots: {', '.join(result['plots'])}")
+  elif args.command == "reproduce":
+    comparison = reproduce_lib.reproduce(args.result_dir, seed=args.seed, data_dir=args.data_dir,
+                                         out=args.out, progress=progress)
+    print(comparison.report())
+    return 0 if comparison.agrees else 1
   elif args.command == "sweep":
     base = _config(args, method=args.method[0], eta=args.eta[0], seed=args.seed[0])
     report = sweep_lib.sweep(base, args.method, args.eta, args.seed,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import shlex
 
 import jax
 import numpy as np
@@ -81,6 +82,9 @@ class RunConfig:
   verify_data: bool = setting(True, "use MNIST files whose MD5 differs from the original "
                               "release's", flag="--no-verify")
   train_examples: int | None = setting(None, "use only the first N training images")
+  validation_examples: int = setting(
+      0, "hold out the last N training images (after --train-examples) as a validation "
+      "split: not trained on, its accuracy recorded every epoch and at the end")
   test_examples: int | None = setting(None, "use only the first N test images")
 
 
@@ -139,6 +143,11 @@ def validate(config: RunConfig, method) -> None:
     value = getattr(config, name)
     if value is not None and value < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+  if config.validation_examples < 0:
+    raise ConfigError(f"--validation-examples must be >= 0, got {config.validation_examples}")
+  if config.train_examples is not None and config.validation_examples >= config.train_examples:
+    raise ConfigError(f"--validation-examples {config.validation_examples} leaves no training "
+                      f"image of --train-examples {config.train_examples}")
   # Layer names are checked on the model's shapes, before any data is loaded.
   constrained_layers(nnx.eval_shape(lambda: MODELS[config.model](rngs=nnx.Rngs(0))), config)
 
@@ -183,6 +192,51 @@ def kernel_selector(layers):
 def radius_of(config: RunConfig, layer: str) -> float:
   """The radius of ``layer``'s ball: its ``layer_eta`` entry, else ``eta``."""
   return dict(config.layer_eta).get(layer, config.eta)
+
+
+def flag_of(name: str) -> str:
+  """The command-line flag of a :class:`RunConfig` field."""
+  field = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
+  return field.metadata.get("flag", "--" + name.replace("_", "-"))
+
+
+def command(config: RunConfig) -> str:
+  """``python -m experiments run ...`` that reruns ``config``: its required
+  fields and every field that differs from its default, in field order."""
+  words = ["python", "-m", "experiments", "run"]
+  for field in dataclasses.fields(RunConfig):
+    value = getattr(config, field.name)
+    if field.default is not dataclasses.MISSING and value == field.default:
+      continue
+    flag = flag_of(field.name)
+    if isinstance(value, bool):
+      words.append(flag)  # a switch: present exactly when it differs from the default
+    elif field.name == "layer_eta":
+      words += [flag, ",".join(f"{name}={radius:g}" for name, radius in value)]
+    elif isinstance(value, tuple):
+      words += [flag, ",".join(map(str, value))]
+    elif value is not None:
+      words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+  return shlex.join(words)
+
+
+def from_settings(saved: dict, **overrides) -> RunConfig:
+  """The :class:`RunConfig` of saved settings (a ``result.json`` or ``config.json``).
+
+  Keys that are not settings are ignored; settings the file predates take
+  their defaults; JSON's lists become the tuples the fields hold.
+  """
+  fields = {}
+  for field in dataclasses.fields(RunConfig):
+    if field.name not in saved:
+      continue
+    value = saved[field.name]
+    if field.name == "layer_eta":
+      value = tuple((name, float(radius)) for name, radius in value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    fields[field.name] = value
+  return RunConfig(**(fields | overrides))
 
 
 def settings(config: RunConfig) -> dict:

@@ -41,10 +41,14 @@ def code_version() -> dict:
   return {"commit": commit, "dirty": None if status is None else bool(status), "package": package}
 
 
-def command_line(argv=None) -> str:
-  """The command as typed: ``python -m experiments ...`` with shell quoting."""
-  argv = sys.argv[1:] if argv is None else argv
-  return "python -m experiments " + " ".join(shlex.quote(a) for a in argv)
+def command_line() -> str | None:
+  """The command as typed, ``python -m experiments ...`` (a sweep's, say);
+  None when Python was started some other way (a test, a notebook)."""
+  if not sys.argv or pathlib.Path(sys.argv[0]).parent.name != "experiments":
+    return None
+  module = pathlib.Path(sys.argv[0]).stem
+  name = "experiments" if module == "__main__" else f"experiments.{module}"
+  return f"python -m {name} " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def describe(version: dict) -> str:

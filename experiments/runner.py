@@ -39,6 +39,7 @@ from experiments import hosts
 from experiments import interrupt
 from experiments import methods
 from experiments import plots
+from experiments import provenance
 from experiments import steps
 from experiments.checkpoints import Checkpoints, like, load_into, saved_epoch
 from experiments.config import ConfigError, RunConfig
@@ -70,14 +71,21 @@ def _sample_input(dataset: data_lib.Dataset) -> jax.ShapeDtypeStruct:
   return jax.ShapeDtypeStruct((1,) + dataset.train_images.shape[1:], jnp.float32)
 
 
-def _subset(dataset: data_lib.Dataset, config: RunConfig) -> data_lib.Dataset:
-  """The first examples of each split, when the config asks for fewer."""
+def _subset(dataset: data_lib.Dataset, config: RunConfig):
+  """``(dataset, held_out)``: the first examples of each split when the config
+  asks for fewer, and the last ``validation_examples`` training examples
+  taken out as ``(images, labels)`` (None without a validation split)."""
+  train_images = dataset.train_images[:config.train_examples]
+  train_labels = dataset.train_labels[:config.train_examples]
+  held_out = None
+  if config.validation_examples:
+    cut = len(train_images) - config.validation_examples
+    held_out = train_images[cut:], train_labels[cut:]
+    train_images, train_labels = train_images[:cut], train_labels[:cut]
   return dataclasses.replace(
-      dataset,
-      train_images=dataset.train_images[:config.train_examples],
-      train_labels=dataset.train_labels[:config.train_examples],
+      dataset, train_images=train_images, train_labels=train_labels,
       test_images=dataset.test_images[:config.test_examples],
-      test_labels=dataset.test_labels[:config.test_examples])
+      test_labels=dataset.test_labels[:config.test_examples]), held_out
 
 
 def figures(model, sample) -> dict:
@@ -202,10 +210,12 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   out.mkdir(parents=True, exist_ok=True)
   _write_json(out / config_lib.CONFIG_FILE, config_lib.settings(config))
 
-  dataset = _subset(dataset or data_lib.load(config.dataset, config.data_dir,
-                                             verify=config.verify_data), config)
+  dataset, held_out = _subset(dataset or data_lib.load(config.dataset, config.data_dir,
+                                                        verify=config.verify_data), config)
   devices = config_lib.devices_of(config)
   on_devices = steps.to_devices(dataset, steps.data_mesh(devices), config.batch_size)
+  validation = None if held_out is None else (
+      steps.with_test_split(on_devices, *held_out, config.batch_size), len(held_out[1]))
   sample = _sample_input(dataset)
   training = _Training(config, method, len(dataset.train_images) // config.batch_size)
   layers = training.layers
@@ -225,7 +235,7 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
         training.start_round(phase)
       history.append(steps.train_epoch(
           training.objects, training.penalty, on_devices, dataset, config, epoch, total_epochs,
-          phase, sample, progress, [h["seconds"] for h in history]))
+          phase, sample, progress, [h["seconds"] for h in history], validation))
       checkpoints.save(epoch, steps.replicate(training.states(), on_devices.mesh))
       _write_json(out / "history.json", history)
       if after_epoch is not None:
@@ -245,6 +255,10 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   nnx.update(model, metrics.quantize(steps.params_of(model)))
   result = {
       **dataclasses.asdict(config),
+      "settings": config_lib.settings(config),
+      "code_version": provenance.code_version(),
+      "command": config_lib.command(config),
+      "invocation": provenance.command_line(),
       "layers": list(layers),
       "accuracy": steps.evaluate(model, on_devices, config.batch_size, len(dataset.test_images)),
       "accuracy_before_pruning": accuracy_before_pruning,
@@ -262,6 +276,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       "platform": {"jax": jax.__version__, "device": str(devices[0]),
                    "platform": devices[0].platform, "python": platform.python_version()},
   }
+  if validation is not None:
+    result["validation_accuracy"] = steps.evaluate(model, validation[0], config.batch_size,
+                                                   validation[1])
   _write_json(out / "result.json", result)
   return json.loads(json.dumps(result))  # as a resumed run reads it back
 

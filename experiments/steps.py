@@ -84,6 +84,17 @@ def to_devices(dataset: data_lib.Dataset, mesh: Mesh, batch_size: int) -> Device
                     put(np.asarray(dataset.std, np.float32)), mesh)
 
 
+def with_test_split(data: DeviceData, images: np.ndarray, labels: np.ndarray,
+                    batch_size: int) -> DeviceData:
+  """``data`` with another split to evaluate on (a validation split); the
+  training arrays already on the devices are shared, not copied."""
+  held_out = data_lib.Dataset("held out", images[:0], labels[:0], images, labels, "",
+                              np.zeros(1), np.ones(1))
+  other = to_devices(held_out, data.mesh, batch_size)
+  return dataclasses.replace(data, test_images=other.test_images, test_labels=other.test_labels,
+                             test_valid=other.test_valid)
+
+
 def _replicated(mesh: Mesh, array: np.ndarray) -> jax.Array:
   """``array`` on every device of ``mesh``, from each process's own copy."""
   sharding = NamedSharding(mesh, PartitionSpec())
@@ -236,12 +247,14 @@ def train_steps(objects, penalty, data: DeviceData, order, after_chunk=None) -> 
 
 
 def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, total_epochs,
-                phase, sample, progress, earlier_seconds) -> dict:
+                phase, sample, progress, earlier_seconds, validation=None) -> dict:
   """One epoch over the training split, then the test accuracy and the
   sparsity; returns the epoch's record and says it on ``progress``.
 
   Args:
     objects: ``(model, optimizer)``, or with HALO's scales and their optimizer.
+    validation: ``(DeviceData, examples)`` of a held-out split, whose
+      accuracy the record then carries as ``validation_accuracy``.
   """
   start = time.perf_counter()
   model = objects[0]
@@ -258,9 +271,14 @@ def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, tota
             "maccs_effective": report.maccs_effective,
             "nonzero_fraction": report.nonzero / report.params,
             "examples_per_second": throughput, "seconds": seconds}
+  held_out = ""
+  if validation is not None:
+    record["validation_accuracy"] = evaluate(model, validation[0], config.batch_size,
+                                             validation[1])
+    held_out = f" (validation {100 * record['validation_accuracy']:.2f} %)"
   progress.line(
       f"epoch {epoch}/{total_epochs} ({phase}): loss {mean_loss:.4f}, accuracy "
-      f"{100 * accuracy:.2f} %, {report.maccs_effective / 1e3:,.1f} k-MACCs effective, "
+      f"{100 * accuracy:.2f} %{held_out}, {report.maccs_effective / 1e3:,.1f} k-MACCs effective, "
       f"{100 * record['nonzero_fraction']:.1f} % non-zero, {throughput:,.0f} img/s, {seconds:.1f} s"
       + (f", about {duration(statistics.fmean(earlier_seconds + [seconds]) * (total_epochs - epoch))} "
          "left" if epoch < total_epochs else ""))

@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import pathlib
+import shlex
 
 import jax
 import numpy as np
@@ -13,6 +14,7 @@ import tensorflow_datasets as tfds
 
 import sparse_optax
 from experiments import cli, data, methods, runner, sweep
+from experiments import config as config_lib
 from experiments import progress as progress_lib
 from experiments.progress import Progress
 
@@ -307,3 +309,44 @@ def test_the_measured_network_is_the_evaluated_one(tiny, tmp_path, monkeypatch):
   assert result["nonzero_fraction"] == 0 and result["maccs_effective"] == 0
   assert result["accuracy_before_rounding"] > 0.3  # the bars were learnt
   assert result["accuracy"] < 0.3  # a constant network: one class of ten
+
+
+def test_result_records_its_code_settings_and_the_command_that_reruns_it(tiny, tmp_path):
+  settings = config(tiny, tmp_path / "run", layer_eta=(("fc3", 5.0),), freeze_dead=False,
+                    lr_schedule="cosine")
+  result = runner.run(settings, progress=QUIET)
+  assert len(result["code_version"]["commit"]) == 40 and isinstance(result["code_version"]["dirty"], bool)
+  assert result["settings"] == json.loads(json.dumps(config_lib.settings(settings)))
+  # The command, parsed by the command line itself, gives the same settings.
+  words = shlex.split(result["command"])
+  assert words[:4] == ["python", "-m", "experiments", "run"]
+  args = cli.parser().parse_args(words[3:])
+  assert cli._config(args) == settings
+
+
+def test_validation_split_is_held_out_and_measured(tiny, tmp_path):
+  result = runner.run(config(tiny, tmp_path / "run", validation_examples=64), progress=QUIET)
+  assert result["train_examples"] == 320 - 64
+  assert all(0 <= h["validation_accuracy"] <= 1 for h in result["history"])
+  assert 0 <= result["validation_accuracy"] <= 1
+  # 64 validation images: the accuracy is a multiple of 1/64.
+  assert round(result["validation_accuracy"] * 64, 6) == int(round(result["validation_accuracy"] * 64))
+  with pytest.raises(config_lib.ConfigError, match="leaves no training image"):
+    runner.run(config(tiny, tmp_path / "bad", train_examples=64, validation_examples=64),
+               progress=QUIET)
+
+
+@pytest.mark.slow
+def test_reproduce_agrees_with_itself_and_exits_1_when_figures_differ(tiny, tmp_path, capsys):
+  runner.run(config(tiny, tmp_path / "run"), progress=QUIET)
+  assert cli.main(["reproduce", str(tmp_path / "run"), "--quiet"]) == 0
+  out = capsys.readouterr().out
+  assert "| accuracy (%) |" in out and out.strip().endswith("agrees")
+  # A copy whose committed accuracy is 1 point higher than what the code gives.
+  copy = tmp_path / "copy"
+  copy.mkdir()
+  saved = json.loads((tmp_path / "run" / "result.json").read_text())
+  saved["accuracy"] = min(1.0, saved["accuracy"] + 0.01) if saved["accuracy"] < 0.99 else saved["accuracy"] - 0.01
+  (copy / "result.json").write_text(json.dumps(saved))
+  assert cli.main(["reproduce", str(copy), "--quiet"]) == 1
+  assert capsys.readouterr().out.strip().endswith("differs")
