@@ -121,9 +121,11 @@ def _l1inf_levels(a, radius, start, axis):
     it, lam, levels, _ = state
     clipped, counts = _threshold.excess_and_slope(a, None, levels, axis)
     new_lam, new_levels = _levels_from_tangents(clipped + counts * levels, counts, radius)
-    rising = (new_lam > lam).reshape(())
-    return (it + 1, jnp.where(rising, new_lam, lam),
-            jnp.where(rising, new_levels, levels), rising)
+    # The step is kept even when λ does not rise: in exact arithmetic that
+    # happens once no active set changes, and the new levels are then the old
+    # ones; in float32 λ can round an ulp below the last one while the levels
+    # still move to the solution (which the last step reached).
+    return it + 1, new_lam, new_levels, (new_lam > lam).reshape(())
 
   moving = ~inside & (radius > 0)
   _, _, levels, _ = lax.while_loop(more, step, (0, lam, levels, moving))
@@ -211,12 +213,12 @@ def l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
   return _groups.validated_group_call(_l1inf_ball, x, radius, axis, "l1inf_ball")
 
 
-def _bilevel_l1inf_ball_from(x, radius, start, axis, method="auto"):
+def _bilevel_l1inf_ball_from(x, radius, start, axis, method="auto", by_rank=False):
   v = x.astype(validation.compute_dtype(x.dtype))
   gmax = jnp.max(jnp.abs(v), axis=axis, keepdims=True)
-  budgets, theta = _groups.group_budgets(gmax, radius, start, method)
+  budgets, theta = _groups.group_budgets(gmax, radius, start, method, by_rank)
   projected = validation.poison_non_finite(jnp.where(theta > 0, _clip(v, budgets), v),
-                                           jnp.sum(gmax), radius)
+                                           jnp.sum(gmax), 0 if by_rank else radius)
   return projected.astype(x.dtype), theta
 
 
@@ -227,7 +229,7 @@ def _bilevel_l1inf_ball(x, radius, axis, method):
 
 BILEVEL_L1INF_BALL = warm_start.WarmStart(
     cold=_groups.outer_cold,
-    project=jax.jit(_bilevel_l1inf_ball_from, static_argnames=("axis", "method")))
+    project=jax.jit(_bilevel_l1inf_ball_from, static_argnames=("axis", "method", "by_rank")))
 
 
 def bilevel_l1inf_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:
