@@ -88,7 +88,7 @@ def _layer_radii(text):
 CHOICES = {"model": list(config_lib.MODELS), "dataset": list(data_lib.DATASETS),
            "method": list(methods.METHODS), "schedule": list(config_lib.SCHEDULES),
            "lr_schedule": list(config_lib.LR_SCHEDULES)}
-PARSERS = {"layers": csv_of(str), "layer_eta": _layer_radii}
+PARSERS = {"layers": csv_of(str), "layer_eta": _layer_radii, "layer_keep": _layer_radii}
 _TYPES = {"str": str, "int": int, "float": float}
 
 
@@ -170,7 +170,9 @@ def _default_out(args) -> str:
 
 
 def _summary(result: dict) -> str:
-  return (f"{result['model']} {result['dataset']} {result['method']} eta={result['eta']} "
+  target = (f"keep={result['keep']:g}" if result.get("eta") is None and result.get("keep") is not None
+            and result["method"] in methods.PROJECTIONS else f"eta={result['eta']}")
+  return (f"{result['model']} {result['dataset']} {result['method']} {target} "
           f"{result['schedule']}: accuracy {100 * result['accuracy']:.2f} %, "
           f"{result['maccs_effective'] / 1e3:,.1f} k-MACCs (of {result['maccs_dense'] / 1e3:,.1f}), "
           f"{result['memory_kb']:,.1f} kB, {result['neurons_removed']} neurons removed")

@@ -30,6 +30,9 @@ LR_SCHEDULES = ("constant", "cosine")
 # SimpleNet every kernel but the first convolution and the classifier.
 DEFAULT_LAYERS = {"net4": ("conv2", "fc1")}
 
+# The fraction the comparators keep when --keep is not given.
+COMPARATOR_KEEP = 0.1
+
 # The settings a run started with, compared when it resumes.
 CONFIG_FILE = "config.json"
 
@@ -61,8 +64,14 @@ class RunConfig:
   # layer may deserve a larger one.
   layer_eta: tuple[tuple[str, float], ...] = setting(
       (), "per-layer radii replacing --eta, e.g. fc5=40,fc1=800 (those layers are constrained too)")
-  keep: float = setting(0.1, "halo, l1_over_l2, magnitude: fraction of the constrained weights "
-                        "kept by the final pruning; gsef: fraction of each layer's groups kept")
+  keep: float | None = setting(
+      None, "projections (pgl1, pgl21, pgl11, bilevel_l1inf), instead of --eta: the fraction of "
+      "each constrained layer's groups kept at every projection (of its weights, for pgl1); "
+      "halo, l1_over_l2, magnitude: fraction of the constrained weights kept by the final "
+      f"pruning; gsef: fraction of each layer's groups kept (comparators: {COMPARATOR_KEEP})")
+  layer_keep: tuple[tuple[str, float], ...] = setting(
+      (), "per-layer --keep for the projections, e.g. fc1=0.2,fc5=1 (those layers are "
+      "constrained too)")
   schedule: str = setting("every-step", "every-step (Algorithm 1) or lottery (Algorithm 4)")
   epochs: int = setting(10, "epochs of training (the lottery's first phase)")
   retrain_epochs: int = setting(10, "epochs of the lottery's retraining, or of each magnitude "
@@ -88,6 +97,17 @@ class RunConfig:
   test_examples: int | None = setting(None, "use only the first N test images")
 
 
+def comparator_keep(config) -> float:
+  """A comparator's --keep: the given one, or :data:`COMPARATOR_KEEP`."""
+  keep = config.keep if isinstance(config, RunConfig) else config.get("keep")
+  return COMPARATOR_KEEP if keep is None else keep
+
+
+def keep_of(config: RunConfig, layer: str) -> float | None:
+  """A projection's fraction kept in ``layer``: its ``layer_keep`` entry, else ``keep``."""
+  return dict(config.layer_keep).get(layer, config.keep)
+
+
 def validate(config: RunConfig, method) -> None:
   """Raises :class:`ConfigError` for settings that cannot run.
 
@@ -108,13 +128,25 @@ def validate(config: RunConfig, method) -> None:
                       f"images, not {config.dataset}")
   if method.eta is None and config.eta is not None:
     raise ConfigError(f"--method {config.method} takes no --eta")
-  if method.eta is not None:
+  targets = config.keep is not None or bool(config.layer_keep)
+  if method.projection and targets:
+    if config.eta is not None or config.layer_eta:
+      raise ConfigError("--keep and --eta exclude each other: a projection takes a radius or "
+                        "a fraction of groups to keep")
+    if not method.keeps:
+      raise ConfigError(f"--method {config.method} takes --eta, not --keep")
+  elif method.eta is not None:
     if config.eta is None:
-      raise ConfigError(f"--method {config.method} needs --eta ({method.eta})")
+      raise ConfigError(f"--method {config.method} needs --eta ({method.eta})"
+                        + (" or --keep" if method.projection else ""))
     if not config.eta >= 0:
-      raise ConfigError(f"--eta must be >= 0, got {config.eta}")
+      raise ConfigError(f"--eta must be a number >= 0, got {config.eta}")
+    if config.eta == float("inf"):
+      raise ConfigError("--eta inf constrains nothing; give a finite radius")
   if config.layer_eta and not method.projection:
     raise ConfigError("--layer-eta needs a projection --method")
+  if config.layer_keep and not method.projection:
+    raise ConfigError("--layer-keep needs a projection --method")
   for name in ("epochs", "batch_size"):
     if getattr(config, name) < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
@@ -128,11 +160,16 @@ def validate(config: RunConfig, method) -> None:
                       f"got {config.rewind_to_epoch}")
   if lottery and config.retrain_epochs < 1:
     raise ConfigError("--schedule lottery needs --retrain-epochs >= 1")
-  if not 0 < config.keep <= 1:
-    raise ConfigError(f"--keep must be in (0, 1], got {config.keep}")
+  if config.keep is not None and not (0 <= config.keep <= 1 if method.projection
+                                      else 0 < config.keep <= 1):
+    raise ConfigError(f"--keep must be in {'[0, 1]' if method.projection else '(0, 1]'}, "
+                      f"got {config.keep}")
   for name, radius in config.layer_eta:
-    if not radius >= 0:
-      raise ConfigError(f"--layer-eta {name}={radius}: the radius must be >= 0")
+    if not 0 <= radius < float("inf"):
+      raise ConfigError(f"--layer-eta {name}={radius}: the radius must be a number >= 0")
+  for name, fraction in config.layer_keep:
+    if not 0 <= fraction <= 1:
+      raise ConfigError(f"--layer-keep {name}={fraction}: the fraction must be in [0, 1]")
   if config.retrain_epochs < 0 or not config.lr > 0:
     raise ConfigError("--retrain-epochs must be >= 0 and --lr > 0")
   devices = devices_of(config)
@@ -169,6 +206,7 @@ def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str
               if isinstance(layer, (nnx.Linear, nnx.Conv))]
   named = [("--layers", name) for name in config.layers or ()]
   named += [("--layer-eta", name) for name, _ in config.layer_eta]
+  named += [("--layer-keep", name) for name, _ in config.layer_keep]
   for flag, name in named:
     if name not in weighted:
       raise ConfigError(f"{flag}: {name} not among {', '.join(weighted)}")
@@ -180,7 +218,7 @@ def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str
     chosen = tuple(weighted[1:-1])
   else:
     chosen = tuple(weighted)
-  extra = tuple(name for name, _ in config.layer_eta if name not in chosen)
+  extra = tuple(name for name, _ in (*config.layer_eta, *config.layer_keep) if name not in chosen)
   return tuple(name for name in weighted if name in chosen + extra)
 
 
@@ -211,7 +249,7 @@ def command(config: RunConfig) -> str:
     flag = flag_of(field.name)
     if isinstance(value, bool):
       words.append(flag)  # a switch: present exactly when it differs from the default
-    elif field.name == "layer_eta":
+    elif field.name in ("layer_eta", "layer_keep"):
       words += [flag, ",".join(f"{name}={radius:g}" for name, radius in value)]
     elif isinstance(value, tuple):
       words += [flag, ",".join(map(str, value))]
@@ -231,7 +269,7 @@ def from_settings(saved: dict, **overrides) -> RunConfig:
     if field.name not in saved:
       continue
     value = saved[field.name]
-    if field.name == "layer_eta":
+    if field.name in ("layer_eta", "layer_keep"):
       value = tuple((name, float(radius)) for name, radius in value)
     elif isinstance(value, list):
       value = tuple(value)

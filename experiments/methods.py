@@ -20,13 +20,15 @@ The literature's other sparsifiers are described in
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import optax
 
 import sparse_optax
 from experiments import comparators
-from experiments.config import ConfigError, RunConfig, kernel_selector, radius_of
+from experiments.config import ConfigError, RunConfig, comparator_keep, keep_of, kernel_selector
+from experiments.config import radius_of
 from sparse_optax import lottery
 
 
@@ -42,6 +44,8 @@ class Method:
     label: ``(run) -> str``, its recipe in tables; ``run`` holds a run's
       settings (a result or a table row).
     projection: whether it is one of the paper's projections.
+    keeps: a projection that also takes ``--keep`` (a fraction of groups to
+      keep) instead of ``--eta``.
     constrains: whether it constrains layers (all but Adam).
     penalty: ``(config, layers) -> penalty(params, scales)`` added to the
       loss, or None.
@@ -58,6 +62,7 @@ class Method:
   optimizer: Callable
   label: Callable[[dict], str]
   projection: bool = False
+  keeps: bool = False
   constrains: bool = True
   penalty: Callable | None = None
   halo_scales: bool = False
@@ -107,15 +112,20 @@ def _projection(factory) -> Callable:
   def optimizer(config, phase, layers, mask, steps_per_epoch):
     del phase, mask
     selected = kernel_selector(layers)
-    radius = lambda path, leaf: radius_of(config, path[0].key) if selected(path, leaf) else None
+    if config.keep is not None or config.layer_keep:
+      keep = lambda path, leaf: keep_of(config, path[0].key) if selected(path, leaf) else None
+      project = functools.partial(factory, None, keep=keep)
+    else:
+      radius = lambda path, leaf: radius_of(config, path[0].key) if selected(path, leaf) else None
+      project = functools.partial(factory, radius)
     if config.schedule == "lottery":
       return sparse_optax.lottery_ticket(
-          _adam(config, config.epochs, steps_per_epoch), factory(radius),
+          _adam(config, config.epochs, steps_per_epoch), project(),
           prune_at=config.epochs * steps_per_epoch,
           rewind_to=config.rewind_to_epoch * steps_per_epoch,
           retrain_optimizer=_adam(config, config.retrain_epochs, steps_per_epoch))
     return optax.chain(_adam(config, config.epochs, steps_per_epoch),
-                       factory(radius, freeze_dead=config.freeze_dead))
+                       project(freeze_dead=config.freeze_dead))
   return optimizer
 
 
@@ -127,14 +137,14 @@ def _projection_label(run: dict) -> str:
   return run["schedule"]
 
 
-def _keep(run: dict) -> float:
-  return run.get("keep") or RunConfig.keep
+_keep = comparator_keep
 
 
 def _gsef_optimizer(config, phase, layers, mask, steps_per_epoch):
   del phase, mask
   rate = learning_rate(config, config.epochs * steps_per_epoch)
-  return optax.chain(optax.adam(rate), comparators.gsef_step(config.eta, config.keep, layers, rate))
+  return optax.chain(optax.adam(rate),
+                     comparators.gsef_step(config.eta, comparator_keep(config), layers, rate))
 
 
 def _magnitude_optimizer(config, phase, layers, mask, steps_per_epoch):
@@ -145,7 +155,7 @@ def _magnitude_optimizer(config, phase, layers, mask, steps_per_epoch):
 
 
 def _pruned_to_keep(config, params, layers):
-  return comparators.prune_globally(config.keep, params, kernel_selector(layers))
+  return comparators.prune_globally(comparator_keep(config), params, kernel_selector(layers))
 
 
 _PROJECTION_FACTORIES = {
@@ -157,7 +167,8 @@ _STRENGTH = "its strength"
 
 METHODS = {
     "adam": Method("adam", None, _adam_optimizer, lambda run: "-", constrains=False),
-    **{name: Method(name, _RADIUS, _projection(factory), _projection_label, projection=True)
+    **{name: Method(name, _RADIUS, _projection(factory), _projection_label, projection=True,
+                    keeps=name != "pgl1inf")
        for name, factory in _PROJECTION_FACTORIES.items()},
     "halo": Method(
         "halo", _STRENGTH, _adam_optimizer, lambda run: f"penalty, prune to {_keep(run):g}",
@@ -166,7 +177,7 @@ METHODS = {
     "gsef": Method(
         "gsef", _STRENGTH, _gsef_optimizer, lambda run: f"prox, top groups to {_keep(run):g}",
         final_zeroing=lambda config, params, layers: comparators.keep_top_groups(
-            config.keep, params, layers)),
+            comparator_keep(config), params, layers)),
     "l1_over_l2": Method(
         "l1_over_l2", _STRENGTH, _adam_optimizer,
         lambda run: f"penalty, prune to {_keep(run):g}",
@@ -175,9 +186,9 @@ METHODS = {
     "magnitude": Method(
         "magnitude", None, _magnitude_optimizer,
         lambda run: f"{comparators.magnitude_rounds(_keep(run))} rounds, keep {_keep(run):g}",
-        rounds=lambda config: comparators.magnitude_rounds(config.keep),
+        rounds=lambda config: comparators.magnitude_rounds(comparator_keep(config)),
         next_mask=lambda config, round_index, params, mask, layers: comparators.next_mask(
-            config.keep, round_index, params, mask, kernel_selector(layers))),
+            comparator_keep(config), round_index, params, mask, kernel_selector(layers))),
 }
 PROJECTIONS = tuple(name for name, method in METHODS.items() if method.projection)
 

@@ -86,6 +86,11 @@ def label(run: dict) -> str:
   """``PGL11 η=400 (fc5=40)``: the method, its radius and per-layer radii."""
   if run["method"] == "adam":
     return "Adam"
+  if run["eta"] is None and run.get("keep") is not None and run["method"] in methods.PROJECTIONS:
+    text = f"{run['method'].upper()} keep={run['keep']:g}"
+    if run.get("layer_keep"):
+      text += " (" + ", ".join(f"{name}={fraction:g}" for name, fraction in run["layer_keep"]) + ")"
+    return text
   if run["eta"] is None:
     return run["method"].upper()
   text = f"{run['method'].upper()} η={run['eta']:g}"
@@ -113,7 +118,7 @@ def command(setting) -> str:
   if run.get("rewind_to_epoch"):
     parts.append(f"--rewind-to-epoch {run['rewind_to_epoch']}")
   if run["method"] not in ("adam", *methods.PROJECTIONS):  # the comparators' final pruning
-    parts.append(f"--keep {run.get('keep', config_lib.RunConfig.keep):g}")
+    parts.append(f"--keep {config_lib.comparator_keep(run):g}")
   parts.append(f"--epochs {run['epochs']}")
   if len(methods.of(_config_of(run)).phases(_config_of(run))) > 1:
     parts.append(f"--retrain-epochs {run['retrain_epochs']}")

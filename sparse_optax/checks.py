@@ -38,13 +38,7 @@ def nonnegative(value, fn_name: str, what: str):
   return value
 
 
-def fraction(value, fn_name: str):
-  """A scalar; when known at trace time, in [0, 1]."""
-  if np.ndim(value) != 0:
-    raise ValueError(f"{fn_name}: fraction must be a scalar, got shape {np.shape(value)}.")
-  if not isinstance(value, jax.core.Tracer) and not 0 <= float(value) <= 1:
-    raise ValueError(f"{fn_name}: fraction must be in [0, 1], got {value}.")
-  return value
+fraction = validation.fraction
 
 
 def axes(x, axis, fn_name):

@@ -166,28 +166,49 @@ class _LeafPlan(NamedTuple):
   options: dict
 
 
+def _check_keep(keep, path, name):
+  if keep is None:
+    return
+  where = f" for {jax.tree_util.keystr(path)}" if path else ""
+  if not validation.is_scalar(keep):
+    raise ValueError(f"{name}: keep{where} must be a number in [0, 1] or None, got {keep!r}.")
+  validation.fraction(keep, f"{name}{where}", "keep")
+
+
 def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, freeze_dead,
                           grouped: bool, groups: str = "in", axis=None, weights=None,
-                          **options) -> optax.GradientTransformationExtraArgs:
-  """What every ``project_*`` shares: resolve the leaves, project ``params + updates``."""
+                          keep: Eta = None, **options) -> optax.GradientTransformationExtraArgs:
+  """What every ``project_*`` shares: resolve the leaves, project ``params + updates``.
+
+  With ``keep`` instead of ``eta``, each leaf's radius is the one under which
+  ``round(keep × groups)`` of its groups survive: the projection then takes
+  that count, ``by_rank`` (see :func:`sparse_optax.projections.keep_radius`).
+  """
   if grouped and groups not in GROUPS:
     raise ValueError(f"{name}: groups must be one of {GROUPS}, got {groups!r}.")
+  if (eta is None) == (keep is None):
+    raise ValueError(f"{name}: give eta (a radius) or keep (a fraction of the groups to "
+                     f"keep){', not both' if keep is not None else ''}.")
   _check_every(every, name)
   if not isinstance(freeze_dead, bool):
     raise TypeError(f"{name}: freeze_dead must be True or False, got {freeze_dead!r}.")
   if validation.is_scalar(eta):
     _check_radius(eta, (), name)
+  if validation.is_scalar(keep):
+    _check_keep(keep, (), name)
+  by_rank = keep is not None
 
   def plan(params) -> list[_LeafPlan | None]:
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    radii = per_leaf(eta, params, name=name, what="eta")
+    specs = per_leaf(keep if by_rank else eta, params, name=name,
+                     what="keep" if by_rank else "eta")
     leaf_weights = (per_leaf(weights, params, name=name, what="weights",
                              default=lambda leaf: True)
                     if weights is not None else [None] * len(flat))
     plans = []
-    for (path, leaf), radius, w in zip(flat, radii, leaf_weights):
-      _check_radius(radius, path, name)
-      if radius is None or np.size(leaf) == 0:
+    for (path, leaf), spec, w in zip(flat, specs, leaf_weights):
+      (_check_keep if by_rank else _check_radius)(spec, path, name)
+      if spec is None or np.size(leaf) == 0:
         plans.append(None)
         continue
       where = f"{name} ({jax.tree_util.keystr(path)})"
@@ -200,6 +221,12 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
         if w is None:
           raise ValueError(f"{name}: no weights for {jax.tree_util.keystr(path)}.")
         kwargs["weights"] = validation.weights(w, np.shape(leaf), name)
+      radius = spec
+      if by_rank:
+        kwargs["by_rank"] = True
+        count = (projections.group_count(np.shape(leaf), kwargs["axis"]) if grouped
+                 else int(np.size(leaf)))
+        radius = projections.kept_count(spec, count)
       plans.append(_LeafPlan(radius, kwargs))
     return plans
 
@@ -271,7 +298,7 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def project_l1(eta: Eta, *, every: int = 1, freeze_dead: bool = False,
+def project_l1(eta: Eta = None, *, keep: Eta = None, every: int = 1, freeze_dead: bool = False,
                method: str = "auto") -> optax.GradientTransformationExtraArgs:
   r"""Projects each selected leaf onto the ℓ1 ball (the paper's "PGL1").
 
@@ -288,6 +315,12 @@ def project_l1(eta: Eta, *, every: int = 1, freeze_dead: bool = False,
       the parameters' structure (``None`` skips a leaf) or a callable
       ``(path, leaf) -> number | None``. A negative number raises; a traced
       negative radius acts as 0.
+    keep: instead of ``eta``, the fraction of groups (entries, for
+      ``project_l1``) to keep: at each projection every selected leaf gets the
+      radius under which exactly ``round(keep × its groups)`` survive (ties
+      aside; :func:`sparse_optax.projections.keep_radius`), with the
+      threshold read off its norms. A number, a pytree or a callable, as
+      ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     every: project on every ``every``-th update only (1 = every step).
     freeze_dead: keep every entry the projection zeroes at exactly 0 for the
       rest of training (each entry is its own group here).
@@ -311,7 +344,7 @@ def project_l1(eta: Eta, *, every: int = 1, freeze_dead: bool = False,
   """
   validation.method(method, "project_l1")
   return _projecting_transform("project_l1", projections.L1_BALL, eta, every=every,
-                               freeze_dead=freeze_dead, grouped=False, method=method)
+                               freeze_dead=freeze_dead, grouped=False, keep=keep, method=method)
 
 
 def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool = False,
@@ -362,7 +395,7 @@ def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool 
                                weights=weights, method=method)
 
 
-def project_l21(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
+def project_l21(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=None, every: int = 1,
                 freeze_dead: bool = False, method: str = "auto"
                 ) -> optax.GradientTransformationExtraArgs:
   r"""Projects each selected leaf onto the ℓ2,1 (group-lasso) ball ("PGL21").
@@ -380,6 +413,12 @@ def project_l21(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
       the parameters' structure (``None`` skips a leaf) or a callable
       ``(path, leaf) -> number | None``. A negative number raises; a traced
       negative radius acts as 0.
+    keep: instead of ``eta``, the fraction of groups (entries, for
+      ``project_l1``) to keep: at each projection every selected leaf gets the
+      radius under which exactly ``round(keep × its groups)`` survive (ties
+      aside; :func:`sparse_optax.projections.keep_radius`), with the
+      threshold read off its norms. A number, a pytree or a callable, as
+      ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
       is kept) or ``"out"`` (one group per output neuron or filter).
     axis: the axes reduced inside one group, for every selected leaf;
@@ -408,10 +447,10 @@ def project_l21(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
   validation.method(method, "project_l21")
   return _projecting_transform("project_l21", projections.L21_BALL, eta, every=every,
                                freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis,
-                               method=method)
+                               keep=keep, method=method)
 
 
-def project_l11(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
+def project_l11(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=None, every: int = 1,
                 freeze_dead: bool = False, method: str = "auto"
                 ) -> optax.GradientTransformationExtraArgs:
   r"""Applies the bilevel ℓ1,1 projection to each selected leaf ("PGL11", the paper's method).
@@ -432,6 +471,12 @@ def project_l11(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
       the parameters' structure (``None`` skips a leaf) or a callable
       ``(path, leaf) -> number | None``. A negative number raises; a traced
       negative radius acts as 0.
+    keep: instead of ``eta``, the fraction of groups (entries, for
+      ``project_l1``) to keep: at each projection every selected leaf gets the
+      radius under which exactly ``round(keep × its groups)`` survive (ties
+      aside; :func:`sparse_optax.projections.keep_radius`), with the
+      threshold read off its norms. A number, a pytree or a callable, as
+      ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
       is kept) or ``"out"`` (one group per output neuron or filter).
     axis: the axes reduced inside one group, for every selected leaf;
@@ -461,7 +506,7 @@ def project_l11(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
   validation.method(method, "project_l11")
   return _projecting_transform("project_l11", projections.L11_BALL, eta, every=every,
                                freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis,
-                               method=method)
+                               keep=keep, method=method)
 
 
 def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
@@ -507,7 +552,7 @@ def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
                                freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis)
 
 
-def project_bilevel_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
+def project_bilevel_l1inf(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=None, every: int = 1,
                           freeze_dead: bool = False, method: str = "auto"
                           ) -> optax.GradientTransformationExtraArgs:
   r"""Applies the bilevel ℓ1,∞ projection to each selected leaf (linear time).
@@ -524,6 +569,12 @@ def project_bilevel_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int
       the parameters' structure (``None`` skips a leaf) or a callable
       ``(path, leaf) -> number | None``. A negative number raises; a traced
       negative radius acts as 0.
+    keep: instead of ``eta``, the fraction of groups (entries, for
+      ``project_l1``) to keep: at each projection every selected leaf gets the
+      radius under which exactly ``round(keep × its groups)`` survive (ties
+      aside; :func:`sparse_optax.projections.keep_radius`), with the
+      threshold read off its norms. A number, a pytree or a callable, as
+      ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
       is kept) or ``"out"`` (one group per output neuron or filter).
     axis: the axes reduced inside one group, for every selected leaf;
@@ -552,7 +603,7 @@ def project_bilevel_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int
   validation.method(method, "project_bilevel_l1inf")
   return _projecting_transform("project_bilevel_l1inf", projections.BILEVEL_L1INF_BALL, eta,
                                every=every, freeze_dead=freeze_dead, grouped=True,
-                               groups=groups, axis=axis, method=method)
+                               groups=groups, axis=axis, keep=keep, method=method)
 
 
 def apply_mask(mask) -> optax.GradientTransformation:

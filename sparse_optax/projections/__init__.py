@@ -27,6 +27,9 @@ from sparse_optax.projections._groups import L21_BALL
 from sparse_optax.projections._groups import group_norms
 from sparse_optax.projections._groups import l11_ball
 from sparse_optax.projections._groups import l21_ball
+from sparse_optax.projections._keep import group_count
+from sparse_optax.projections._keep import keep_radius
+from sparse_optax.projections._keep import kept_count
 from sparse_optax.projections._l1 import L1_BALL
 from sparse_optax.projections._l1 import WEIGHTED_L1_BALL
 from sparse_optax.projections._l1 import l1_ball
@@ -49,6 +52,7 @@ __all__ = (
     "WEIGHTED_L1_BALL",
     "bilevel_l1inf_ball",
     "group_norms",
+    "keep_radius",
     "l11_ball",
     "l1_ball",
     "l1_sphere",

@@ -40,23 +40,30 @@ def group_norms(v, axis, ord):
   return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, squares, 1)), squares)
 
 
-def group_budgets(norms, radius, start=None, method="auto"):
+def group_budgets(norms, radius, start=None, method="auto", by_rank=False):
   """ℓ1 projection of the vector of group norms: the radius each group keeps.
 
-  Returns ``(budgets, theta)``; ``theta == 0`` means the point is inside.
+  With ``by_rank``, ``radius`` is the number of groups to keep, and the
+  threshold is the next largest norm (the radius :func:`keep_radius` gives),
+  read off the norms rather than searched, so that no rounding lets one more
+  group survive. Returns ``(budgets, theta)``; ``theta == 0`` means the point
+  is inside.
   """
+  if by_rank:
+    theta = _threshold.rank_threshold(norms, radius).reshape((1,) * norms.ndim)
+    return jnp.maximum(norms - theta, 0), theta
   r = jnp.maximum(jnp.asarray(radius, norms.dtype), 0)
   theta = _threshold.l1_threshold(norms, r, tuple(range(norms.ndim)), method, start)
   return jnp.maximum(norms - theta, 0), theta
 
 
-def _l21_ball_from(x, radius, start, axis, method="auto"):
+def _l21_ball_from(x, radius, start, axis, method="auto", by_rank=False):
   v = x.astype(validation.compute_dtype(x.dtype))
   norms = group_norms(v, axis, ord=2)
-  budgets, theta = group_budgets(norms, radius, start, method)
+  budgets, theta = group_budgets(norms, radius, start, method, by_rank)
   scale = budgets / jnp.where(norms > 0, norms, 1)
   projected = validation.poison_non_finite(jnp.where(theta > 0, v * scale, v), jnp.sum(norms),
-                                           radius)
+                                           0 if by_rank else radius)
   return projected.astype(x.dtype), theta
 
 
@@ -65,15 +72,15 @@ def _l21_ball(x, radius, axis, method):
   return _l21_ball_from(x, radius, None, axis, method)[0]
 
 
-def outer_cold(x, axis, method="auto"):
+def outer_cold(x, axis, method="auto", by_rank=False):
   """Cold search state (NaN) of a threshold over all groups: one value per array."""
-  del method  # every search starts from the same cold state
+  del method, by_rank  # every search starts from the same cold state
   return jnp.full((1,) * x.ndim, jnp.nan, validation.compute_dtype(x.dtype))
 
 
 L21_BALL = warm_start.WarmStart(
     cold=outer_cold,
-    project=jax.jit(_l21_ball_from, static_argnames=("axis", "method")))
+    project=jax.jit(_l21_ball_from, static_argnames=("axis", "method", "by_rank")))
 
 
 def l21_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:
@@ -114,17 +121,17 @@ def l21_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:
   return validated_group_call(_l21_ball, x, radius, axis, "l21_ball", method=method)
 
 
-def _l11_ball_from(x, radius, starts, axis, method="auto"):
+def _l11_ball_from(x, radius, starts, axis, method="auto", by_rank=False):
   outer_start, inner_start = (None, None) if starts is None else starts
   v = x.astype(validation.compute_dtype(x.dtype))
   a = jnp.abs(v)
   norms = group_norms(v, axis, ord=1)
-  budgets, theta = group_budgets(norms, radius, outer_start, method)
+  budgets, theta = group_budgets(norms, radius, outer_start, method, by_rank)
   inner = _threshold.l1_threshold(a, budgets, axis, method, inner_start)
   # Inside the ball the outer threshold is exactly 0; returning v then avoids
   # trusting two differently rounded sums of the same group to agree.
   projected = jnp.where(theta > 0, _threshold.soft_threshold(v, inner), v)
-  projected = validation.poison_non_finite(projected, jnp.sum(norms), radius)
+  projected = validation.poison_non_finite(projected, jnp.sum(norms), 0 if by_rank else radius)
   return projected.astype(x.dtype), (theta, inner)
 
 
@@ -134,10 +141,10 @@ def _l11_ball(x, radius, axis, method):
 
 
 L11_BALL = warm_start.WarmStart(
-    cold=lambda x, axis, method="auto": (
+    cold=lambda x, axis, method="auto", by_rank=False: (
         outer_cold(x, axis), jnp.full(warm_start.kept_shape(x.shape, axis), jnp.nan,
                                       validation.compute_dtype(x.dtype))),
-    project=jax.jit(_l11_ball_from, static_argnames=("axis", "method")))
+    project=jax.jit(_l11_ball_from, static_argnames=("axis", "method", "by_rank")))
 
 
 def l11_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:

@@ -61,11 +61,18 @@ def shifted_simplex_magnitudes(a, radius, top, total, unshifted, start, method, 
   return lax.cond(unshifted, lambda: solve(a), shifted)
 
 
-def _l1_ball_from(x, radius, start, method):
+def _l1_ball_from(x, radius, start, method, by_rank=False):
   dtype = validation.compute_dtype(x.dtype)
   flat = x.reshape(-1).astype(dtype)
-  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   a = jnp.abs(flat)
+  if by_rank:
+    # `radius` is the number of entries to keep: the threshold is the next
+    # largest magnitude (see keep_radius), read off, not searched.
+    theta = _threshold.rank_threshold(a, radius).reshape(1)
+    projected = jnp.where(theta > 0, _threshold.soft_threshold(flat, theta), flat)
+    projected = validation.poison_non_finite(projected, jnp.sum(a), 0)
+    return projected.reshape(x.shape).astype(x.dtype), theta
+  r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   top, total = jnp.max(a), jnp.sum(a)
 
   def project():
@@ -86,9 +93,11 @@ def _l1_ball(tree, radius, method):
 
 
 L1_BALL = warm_start.WarmStart(
-    cold=lambda x, method="auto": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
-    project=jax.jit(lambda x, radius, start, method="auto": _l1_ball_from(x, radius, start, method),
-                    static_argnames="method"))
+    cold=lambda x, method="auto", by_rank=False: jnp.full((1,), jnp.nan,
+                                                          validation.compute_dtype(x.dtype)),
+    project=jax.jit(lambda x, radius, start, method="auto", by_rank=False:
+                    _l1_ball_from(x, radius, start, method, by_rank),
+                    static_argnames=("method", "by_rank")))
 
 
 def l1_ball(x, radius, *, method: str = "auto"):

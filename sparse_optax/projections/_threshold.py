@@ -191,6 +191,37 @@ def _bisect(a, w, r, axis, lo, f_lo, q_lo, unresolved):
   return _newton_step(lo, f_lo, q_lo, r)
 
 
+def rank_threshold(a, count):
+  """The threshold that leaves exactly ``count`` entries of ``a ≥ 0`` above it.
+
+  The (count+1)-th largest entry (0 when ``count`` reaches the number of
+  positive entries), found by bisection on the bit pattern of non-negative
+  floats: at most (bits − 1) counting passes, no sort. With ties at that
+  value, fewer entries stay above it. ``count`` may be traced. Not
+  differentiable (a rank is piecewise constant).
+  """
+  a = lax.stop_gradient(a)
+  count = jnp.asarray(count, jnp.int32)
+  above = lambda t: jnp.sum(a > t, dtype=jnp.int32)
+  lo = jnp.zeros((), _float_bits(a.ravel()[0]).dtype)
+  hi = _float_bits(jnp.max(a))
+
+  def more(bounds):
+    lo, hi = bounds
+    return hi - lo > 1
+
+  def halve(bounds):
+    lo, hi = bounds
+    mid = lo + (hi - lo) // 2
+    few = above(_bits_float(mid, a.dtype)) <= count
+    return jnp.where(few, lo, mid), jnp.where(few, mid, hi)
+
+  # The answer is the smallest t with at most `count` entries above it; 0
+  # itself when the positive entries are already few enough.
+  _, hi = lax.while_loop(more, halve, (lo, hi))
+  return jnp.where(above(jnp.zeros((), a.dtype)) <= count, 0, _bits_float(hi, a.dtype))
+
+
 def _newton_iterations(a, w, r, axis, theta, max_steps, settle=0):
   """Newton from ``theta``; returns (θ, last evaluated θ with its sums, moving).
 

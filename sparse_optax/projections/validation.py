@@ -120,6 +120,15 @@ def poison_non_finite(result, total, r):
   return jnp.where(valid, result, jnp.asarray(jnp.nan, result.dtype))
 
 
+def fraction(value, fn_name: str, name: str = "fraction"):
+  """A scalar; when known at trace time, a number in [0, 1]."""
+  if np.ndim(value) != 0:
+    raise ValueError(f"{fn_name}: {name} must be a scalar, got shape {np.shape(value)}.")
+  if _is_concrete(value) and not 0 <= float(value) <= 1:
+    raise ValueError(f"{fn_name}: {name} must be in [0, 1], got {value}.")
+  return value
+
+
 def method(value: str, fn_name: str) -> str:
   if value not in METHODS:
     raise ValueError(
