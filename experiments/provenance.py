@@ -23,11 +23,18 @@ def _git(*args) -> str | None:
 
 
 def code_version() -> dict:
-  """``{"commit", "dirty", "package"}``; ``commit`` None outside a git checkout.
+  """``{"commit", "dirty", "package"}`` of the code this process loaded.
 
-  ``dirty`` is True when tracked files differ from the commit (untracked
+  Read once, when this module is first imported (the experiments import it
+  before they start), so that files edited while a long run trains do not
+  change what the run says it ran. ``commit`` is None outside a git checkout;
+  ``dirty`` is True when tracked files differed from the commit (untracked
   files are not counted), None when it cannot be told.
   """
+  return dict(_AT_IMPORT)
+
+
+def _read_code_version() -> dict:
   from importlib import metadata
 
   try:
@@ -57,3 +64,6 @@ def describe(version: dict) -> str:
   if not commit:
     return f"no git commit (package {version.get('package')})"
   return commit[:7] + (" + uncommitted changes" if version.get("dirty") else "")
+
+
+_AT_IMPORT = _read_code_version()
