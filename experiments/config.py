@@ -264,6 +264,10 @@ def from_settings(saved: dict, **overrides) -> RunConfig:
   Keys that are not settings are ignored; settings the file predates take
   their defaults; JSON's lists become the tuples the fields hold.
   """
+  if "layer_keep" not in saved and saved.get("keep") == COMPARATOR_KEEP:
+    # Saved before --keep also meant a projection's target: 0.1 was then every
+    # run's default, which is what None means now.
+    saved = dict(saved, keep=None)
   fields = {}
   for field in dataclasses.fields(RunConfig):
     if field.name not in saved:
@@ -287,7 +291,8 @@ def check_same_settings(out: pathlib.Path, config: RunConfig) -> None:
   path = out / CONFIG_FILE
   if not path.is_file():
     return
-  saved, now = json.loads(path.read_text()), settings(config)
+  saved = settings(from_settings(json.loads(path.read_text()), out=config.out))
+  now = settings(config)
   differing = [f"--{name.replace('_', '-')} {saved.get(name)} (now {value})"
                for name, value in now.items() if saved.get(name) != value]
   if differing:

@@ -16,7 +16,6 @@ import pathlib
 import tempfile
 
 from experiments import config as config_lib
-from experiments import methods
 from experiments import provenance
 from experiments import runner
 from experiments.tables import markdown
@@ -76,11 +75,7 @@ def saved_settings(run_dir: pathlib.Path, result: dict) -> dict:
   config_file = run_dir / config_lib.CONFIG_FILE
   if config_file.is_file():
     return json.loads(config_file.read_text())
-  saved = {key: value for key, value in result.items() if key != "devices"}
-  if saved.get("eta") is not None and saved.get("method") in methods.PROJECTIONS:
-    # Such runs recorded the comparators' --keep beside the radius, unused.
-    saved.pop("keep", None)
-  return saved
+  return {key: value for key, value in result.items() if key != "devices"}
 
 
 def reproduce(result_dir, *, seed: int | None = None, data_dir: str | None = None,
