@@ -34,13 +34,15 @@ def simplex_magnitudes(a, radius, start=None, method="auto", signs_of=None):
   top = jnp.max(a)
   positive_total = jnp.sum(jnp.maximum(a, 0))
   unshifted = (radius >= top) & (positive_total >= radius)
-  p, theta = shifted_simplex_magnitudes(a, radius, top, jnp.sum(a), unshifted, start, method,
-                                        signs_of)
-  return validation.poison_non_finite(p, positive_total, radius), theta
+  factor = validation.non_finite_factor(positive_total, radius, a.dtype)
+  return shifted_simplex_magnitudes(a, radius, top, jnp.sum(a), unshifted, start, method,
+                                    signs_of, factor)
 
 
-def shifted_simplex_magnitudes(a, radius, top, total, unshifted, start, method, signs_of):
-  """:func:`simplex_magnitudes` given ``top = max a``, ``total = Σ a`` and whether ``β = 0``."""
+def shifted_simplex_magnitudes(a, radius, top, total, unshifted, start, method, signs_of,
+                               factor):
+  """:func:`simplex_magnitudes` given ``top = max a``, ``total = Σ a``, whether
+  ``β = 0``, and the non-finite ``factor`` (1 or NaN) the result is multiplied by."""
 
   def solve(b):
     theta = _threshold.l1_threshold(b, radius, (0,), method, start)
@@ -49,8 +51,8 @@ def shifted_simplex_magnitudes(a, radius, top, total, unshifted, start, method, 
       kept = jnp.where(signs_of < 0, -kept, kept)
     # `where`, not `maximum`: at b == θ the derivative is the dropped side's,
     # 0, where `maximum` would split it in halves. A NaN compares false and
-    # stays NaN.
-    return jnp.where(b <= theta, 0, kept), theta
+    # stays NaN. The factor joins the same output loop.
+    return jnp.where(b <= theta, 0, kept) * factor, theta
 
   def shifted():
     mean_bound = (total - radius) / a.size
@@ -76,13 +78,14 @@ def _l1_ball_from(x, radius, start, method, by_rank=False):
   top, total = jnp.max(a), jnp.sum(a)
 
   def project():
-    # Outside the ball Σ a > r, so no shift is needed when r >= max a.
-    return shifted_simplex_magnitudes(a, r, top, total, r >= top, start, method, flat)
+    # Outside the ball Σ a > r, so no shift is needed when r >= max a. A
+    # non-finite sum or radius always comes this way (the comparison fails).
+    return shifted_simplex_magnitudes(a, r, top, total, r >= top, start, method, flat,
+                                      validation.non_finite_factor(total, r, dtype))
 
   # Inside the ball (boundary included) the result is x itself, and so is the
   # derivative: the identity, also at entries that are exactly 0. No search.
   projected, theta = lax.cond(total <= r, lambda: (flat, jnp.zeros((1,), dtype)), project)
-  projected = validation.poison_non_finite(projected, total, r)
   return projected.reshape(x.shape).astype(x.dtype), theta
 
 

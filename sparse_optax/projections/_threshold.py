@@ -402,24 +402,29 @@ def _sort_threshold(a, w, r, axis):
   return jnp.maximum(theta, 0).reshape(keep_shape)
 
 
-# The search ``method="auto"`` runs on each platform (``default``: every
-# platform not named), chosen from side-by-side timings on that platform
+# The search ``method="auto"`` runs on each backend (``default``: every
+# backend not named), chosen from side-by-side timings on it
 # (``python -m experiments.accelerator_check``, results/accelerator/). On a
 # CPU a sort of 1e6 floats costs ~150 passes and Newton ~3. On an H200 a sort
 # costs about one launch and every Newton step a round trip of the loop's
 # predicate to the host: the sort is faster for every group ball measured
 # and for the ℓ1 ball up to 1e6 entries (at 1e7, 0.88 against 0.79 ms).
-AUTO_METHODS = {"cpu": "newton", "cuda": "sort", "default": "newton"}
+AUTO_METHODS = {"cpu": "newton", "gpu": "sort", "default": "newton"}
+
+
+def auto_method() -> str:
+  """What ``method="auto"`` runs: the entry of JAX's default backend.
+
+  Read when the computation is traced, so the compiled program is exactly
+  that of the method chosen. (``lax.platform_dependent`` would also follow
+  arrays placed on another backend, but leaves a branch in the program.)
+  """
+  return AUTO_METHODS.get(jax.default_backend(), AUTO_METHODS["default"])
 
 
 def _solve(a, w, r, axis, method, start):
   if method == "auto":
-    if len(set(AUTO_METHODS.values())) == 1:
-      return _solve(a, w, r, axis, AUTO_METHODS["default"], start)
-    # Chosen when XLA lowers for a platform, not from where Python runs.
-    return lax.platform_dependent(a, w, r, start, **{
-        platform: functools.partial(lambda a, w, r, start, m: _solve(a, w, r, axis, m, start), m=m)
-        for platform, m in AUTO_METHODS.items()})
+    method = auto_method()
   if method == "sort":
     theta = _sort_threshold(a, w, r, axis)
   else:
@@ -436,7 +441,7 @@ def l1_threshold(a, radius, axis, method="auto", start=None):
     radius: non-negative radius, broadcastable to the kept shape.
     axis: tuple of axes reduced inside one group.
     method: ``"newton"``, ``"sort"`` or ``"auto"`` (the faster of the two on
-      the platform the computation is compiled for, :data:`AUTO_METHODS`).
+      JAX's default backend, :func:`auto_method`).
     start: optional first guess for ``"newton"`` (kept shape), e.g. the
       threshold of a previous, nearby problem; any value is safe (the first
       Newton step from it is a lower bound). ``None`` or NaN: a guess from a

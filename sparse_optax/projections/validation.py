@@ -110,14 +110,21 @@ everywhere; a concrete one raises. An infinite radius leaves ``x`` unchanged
 """
 
 
-def poison_non_finite(result, total, r):
-  """``result``, or NaN everywhere when ``total`` (a sum over x) or ``r`` is not a number.
+def non_finite_factor(total, r, dtype=None):
+  """1, or NaN when ``total`` (a sum over x) is not finite or ``r`` is NaN.
 
-  ``total`` is a reduction the projection computes anyway, so the check reads
-  no entry twice.
+  A projection multiplies its output by it (exact for 1): a product, not a
+  select, which XLA's CPU backend vectorises inside the output loop (a select
+  there made ``l21_ball`` at 4096×1024 1.9× slower). ``total`` is a reduction
+  the projection computes anyway, so the check reads no entry twice.
   """
   valid = jnp.isfinite(total) & ~jnp.isnan(r)
-  return jnp.where(valid, result, jnp.asarray(jnp.nan, result.dtype))
+  return jnp.where(valid, 1, jnp.nan).astype(dtype or jnp.result_type(total))
+
+
+def poison_non_finite(result, total, r):
+  """``result``, or NaN everywhere when ``total`` or ``r`` is not a number (:data:`NON_FINITE`)."""
+  return result * non_finite_factor(total, r, result.dtype)
 
 
 def fraction(value, fn_name: str, name: str = "fraction"):
