@@ -170,8 +170,10 @@ def validate(config: RunConfig, method) -> None:
   for name, fraction in config.layer_keep:
     if not 0 <= fraction <= 1:
       raise ConfigError(f"--layer-keep {name}={fraction}: the fraction must be in [0, 1]")
-  if config.retrain_epochs < 0 or not config.lr > 0:
-    raise ConfigError("--retrain-epochs must be >= 0 and --lr > 0")
+  if config.retrain_epochs < 0:
+    raise ConfigError(f"--retrain-epochs must be >= 0, got {config.retrain_epochs}")
+  if not 0 < config.lr < float("inf"):
+    raise ConfigError(f"--lr must be a number > 0, got {config.lr}")
   devices = devices_of(config)
   if config.batch_size % len(devices):
     raise ConfigError(f"--batch-size {config.batch_size} does not split evenly over "

@@ -27,6 +27,7 @@ training set's per-channel mean and standard deviation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -197,12 +198,29 @@ def _load_cifar(directory: pathlib.Path):
   return {"train": train, "test": test}, tuple(files)
 
 
+@contextlib.contextmanager
+def _one_download_attempt():
+  """tensorflow-datasets retries a failed download 10 times with back-off:
+  minutes where there is no network. One attempt tells the same."""
+  from tensorflow_datasets.core.download import downloader
+
+  retries = getattr(downloader, "MAX_RETRIES", None)
+  if retries is not None:
+    downloader.MAX_RETRIES = 0
+  try:
+    yield
+  finally:
+    if retries is not None:
+      downloader.MAX_RETRIES = retries
+
+
 def _load_tfds(name: str, data_dir: str | None):
   import tensorflow_datasets as tfds  # heavy: only when it is the source
 
   splits = {}
   for split in ("train", "test"):
-    source = tfds.data_source(name, split=split, data_dir=data_dir)
+    with _one_download_attempt():
+      source = tfds.data_source(name, split=split, data_dir=data_dir)
     images, labels = [], []
     for start in range(0, len(source), 4096):
       records = [source[i] for i in range(start, min(start + 4096, len(source)))]

@@ -39,7 +39,11 @@ def duration(seconds: float) -> str:
 
 
 class EpochBar:
-  """``label [#####.....] 120/469 loss 0.3521 2345 img/s, 12 s left``, redrawn in place."""
+  """``label [#####.....] 120/469 loss 0.3521 2345 img/s, 12 s left``, redrawn in place.
+
+  The first chunk of steps includes the compilation, so rates and times left
+  are measured from the end of it: until then the bar says "compiling".
+  """
 
   WIDTH = 24
 
@@ -50,23 +54,44 @@ class EpochBar:
     self.examples_per_step = examples_per_step
     self.start = time.perf_counter()
     self.last_draw = 0.0
+    self.first = None  # (time, step) when the first chunk ended
+    self.last = None   # (time, step) of the latest update
+    if self.progress.live:
+      self.progress.stream.write(f"\r{label} compiling or starting…\033[K")
+      self.progress.stream.flush()
 
   def update(self, step: int, loss) -> None:
     """Redraws after ``step`` steps; ``loss`` is only read when drawing."""
+    now = time.perf_counter()
+    self.first = self.first or (now, step)
+    self.last = (now, step)
     if not self.progress.live:
       return
-    now = time.perf_counter()
     if step < self.steps and now - self.last_draw < 0.2:
       return
     self.last_draw = now
     filled = int(self.WIDTH * step / max(self.steps, 1))
-    elapsed = max(now - self.start, 1e-9)
-    rate = step * self.examples_per_step / elapsed
-    left = elapsed / max(step, 1) * (self.steps - step)
+    seconds_per_step = self.seconds_per_step()
+    speed = (f"{self.examples_per_step / seconds_per_step:,.0f} img/s, "
+             f"{duration(seconds_per_step * (self.steps - step))} left"
+             if seconds_per_step else "compiled")
     self.progress.stream.write(
         f"\r{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {step}/{self.steps} "
-        f"loss {float(loss):.4f} {rate:,.0f} img/s, {duration(left)} left\033[K")
+        f"loss {float(loss):.4f} {speed}\033[K")
     self.progress.stream.flush()
+
+  def seconds_per_step(self) -> float | None:
+    """Seconds per step after the first chunk; None until a second update."""
+    if self.first is None or self.last[1] <= self.first[1]:
+      return None
+    return (self.last[0] - self.first[0]) / (self.last[1] - self.first[1])
+
+  def steady_seconds(self) -> float:
+    """What the whole epoch would take without its first chunk's compilation."""
+    per_step = self.seconds_per_step()
+    if per_step is None:  # one chunk: nothing to tell it from
+      return time.perf_counter() - self.start
+    return per_step * self.steps
 
   def close(self) -> float:
     """Ends the bar; returns the epoch's throughput in examples per second."""

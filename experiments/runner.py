@@ -92,6 +92,7 @@ def figures(model, sample) -> dict:
   """The paper's figures of a model (MACCs, memory, sparsity) from its report."""
   report = metrics.report(model, sample)
   total = report.total
+  weighted = [layer for layer in report.layers if layer.kind in ("dense", "conv")]
   return {
       "maccs_dense": total.maccs_dense,
       "maccs_effective": total.maccs_effective,
@@ -99,8 +100,9 @@ def figures(model, sample) -> dict:
       "bytes_sparse": total.bytes_sparse,
       "bytes_dense": total.bytes_dense,
       "nonzero_fraction": total.nonzero / total.params,
-      "neurons_removed": sum(layer.dead_outputs for layer in report.layers
-                             if layer.kind in ("dense", "conv")),
+      # Every unit removed: the network's input features no live weight reads
+      # (the first weighted layer's dead inputs) and every layer's dead outputs.
+      "neurons_removed": weighted[0].dead_inputs + sum(layer.dead_outputs for layer in weighted),
       "layers_report": [dataclasses.asdict(layer) for layer in report.layers],
       "quantization_step": report.quantization_step,
   }
@@ -235,7 +237,8 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
         training.start_round(phase)
       history.append(steps.train_epoch(
           training.objects, training.penalty, on_devices, dataset, config, epoch, total_epochs,
-          phase, sample, progress, [h["seconds"] for h in history], validation))
+          phase, sample, progress, [h.get("steady_seconds", h["seconds"]) for h in history],
+          validation))
       checkpoints.save(epoch, steps.replicate(training.states(), on_devices.mesh))
       _write_json(out / "history.json", history)
       if after_epoch is not None:

@@ -263,6 +263,7 @@ def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, tota
   bar = progress.epoch(f"epoch {epoch}/{total_epochs} ({phase})", steps, config.batch_size)
   losses = train_steps(objects, penalty, data, order, bar.update)
   mean_loss = float(jnp.mean(losses)) if losses.size else float("nan")
+  steady = bar.steady_seconds()
   throughput = bar.close()
   accuracy = evaluate(model, data, config.batch_size, len(dataset.test_images))
   seconds = time.perf_counter() - start
@@ -270,7 +271,7 @@ def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, tota
   record = {"epoch": epoch, "phase": phase, "loss": mean_loss, "accuracy": accuracy,
             "maccs_effective": report.maccs_effective,
             "nonzero_fraction": report.nonzero / report.params,
-            "examples_per_second": throughput, "seconds": seconds}
+            "examples_per_second": throughput, "seconds": seconds, "steady_seconds": steady}
   held_out = ""
   if validation is not None:
     record["validation_accuracy"] = evaluate(model, validation[0], config.batch_size,
@@ -280,6 +281,8 @@ def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, tota
       f"epoch {epoch}/{total_epochs} ({phase}): loss {mean_loss:.4f}, accuracy "
       f"{100 * accuracy:.2f} %{held_out}, {report.maccs_effective / 1e3:,.1f} k-MACCs effective, "
       f"{100 * record['nonzero_fraction']:.1f} % non-zero, {throughput:,.0f} img/s, {seconds:.1f} s"
-      + (f", about {duration(statistics.fmean(earlier_seconds + [seconds]) * (total_epochs - epoch))} "
+      # The time left from steady-state steps: the first epoch's compilation
+      # would otherwise count in every epoch to come.
+      + (f", about {duration(statistics.fmean(earlier_seconds + [steady]) * (total_epochs - epoch))} "
          "left" if epoch < total_epochs else ""))
   return record

@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments import config as config_lib  # noqa: E402
 from experiments import data as data_lib  # noqa: E402
 from experiments import hosts  # noqa: E402
 from experiments import methods as methods_lib  # noqa: E402
@@ -70,6 +71,10 @@ def sweep(base: runner.RunConfig, methods, etas, seeds, out, *,
   out.mkdir(parents=True, exist_ok=True)
   dataset = None
   rows = []
+  for config in configs:
+    # Every point's saved settings first: a changed command is refused before
+    # any point is said to be done.
+    config_lib.check_same_settings(pathlib.Path(config.out), config)
   for i, config in enumerate(configs, start=1):
     finished = pathlib.Path(config.out, "result.json").exists()
     progress.line(f"[{i}/{len(configs)}] {run_name(config)}" + (" (done)" if finished else ""))

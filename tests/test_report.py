@@ -54,10 +54,11 @@ def test_table_means_deltas_and_the_paper_beside(results):
   assert "PGL11 η=1000 (fc3=40)" in row and "| lottery |" in row
   assert f"| {pgl11_acc - 80.0:+.2f} |" in row  # against Adam with as many epochs (8 + 6)
   longer_adam = next(line for line in text.splitlines() if line.startswith("| 2 |"))
-  assert "| Adam | - | - | 14 |" in longer_adam and "| 80.00 ± 0.00 |  |" in longer_adam
+  assert "| Adam | beyond | - | - | 14 |" in longer_adam and "| 80.00 ± 0.00 |  |" in longer_adam
   assert f"| {145.0 / 266.2:.3f} |" in row and "| 145.0 ± 7.1 |" in row
   assert "## LeNet-300-100 on Fashion-MNIST (not in the paper)" in text
-  assert "| 3 | PGL11 η=1000 (fc3=40) | lottery | - |" in row  # default rate, batch, layers
+  assert "| 3 | PGL11 η=1000 (fc3=40) | beyond | lottery | - |" in row  # default rate, batch
+  assert "| not recorded: not yet regenerated |" in row
   assert report.training_note({"method": "pgl21", "model": "lenet300", "layers": ["fc1", "fc2"],
                                "lr": 0.003, "batch_size": 64, "eta": 50.0, "dataset": "mnist"}) \
       == "fc1, fc2 projected; lr 0.003; batch 64"
@@ -104,8 +105,10 @@ def test_not_a_folder_is_one_line(tmp_path, capsys):
     (98.00, 153.1, 91.4, "missed: k-MACCs 1.02×, memory 1.10×"),
 ])
 def test_versus_paper_tolerances(accuracy, kmaccs, memory_kb, verdict):
-  row = {"accuracy": accuracy, "kmaccs": kmaccs, "memory_kb": memory_kb}
+  row = {"accuracy": accuracy, "kmaccs": kmaccs, "memory_kb": memory_kb, "seeds": 3}
   assert report.versus_paper(row, ("PGL11 η=400", 83, 150, 97.8)) == verdict
+  fewer = report.versus_paper(dict(row, seeds=1), ("PGL11 η=400", 83, 150, 97.8))
+  assert fewer == f"{verdict} (on 1 seed: not counted)" and not report.counts(fewer)
 
 
 def test_mnist_section_is_the_papers_table_with_verdicts(tmp_path):
@@ -117,7 +120,28 @@ def test_mnist_section_is_the_papers_table_with_verdicts(tmp_path):
   text = report.write_report(root).read_text()
   assert "## LeNet-300-100 on MNIST (the paper's Table III)" in text
   row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
-  assert row.endswith("| 2 | beats |")
-  assert "| PGL11 η=400 | 83 | 150 | 97.8 | 1: beats |" in text
-  assert "| PGL11 η=200 | 32 | 62 | 96.4 | not run |" in text
+  assert row.endswith("| 2 | not recorded: not yet regenerated | beats (on 2 seeds: not counted) |")
+  assert ("| PGL11 η=400 | 83 | 150 | 97.8 | not run | beats (on 2 seeds: not counted) (row 1) |"
+          in text)
+  assert "| PGL11 η=200 | 32 | 62 | 96.4 | not run | not run |" in text
   assert "--data-dir ../shared/data/mnist" in text
+  assert "**MNIST, the paper's Tables I–III (14 rows):** 0 met or beaten under the paper's " \
+      "protocol (0 of 14 rows run under it so far), 0 with any" in text
+
+
+def test_protocol_rows_get_their_own_verdict_and_archived_runs_are_left_out(tmp_path):
+  root = tmp_path / "results"
+  version = {"commit": "a" * 40, "dirty": False, "package": "0.1.0"}
+  for seed, acc in enumerate((0.979, 0.981, 0.980)):
+    fake_result(root / "mnist" / "lenet300" / "protocol" / "pgl11_eta400" / f"s{seed}", seed, acc,
+                140_000, 80.0, dataset="mnist", method="pgl11", eta=400.0, schedule="lottery")
+    path = root / "mnist" / "lenet300" / "protocol" / "pgl11_eta400" / f"s{seed}" / "result.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"code_version": version}))
+    fake_result(root / "archive" / "mnist" / "lenet300" / "old" / f"s{seed}", seed, 0.5, 1, 1.0,
+                dataset="mnist", method="pgl11", eta=400.0, schedule="lottery")
+  text = report.write_report(root).read_text()
+  row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+  assert "| paper's |" in row and "| aaaaaaa |" in row and row.endswith("| beats |")
+  assert "| 2 |" not in text  # the archived setting is not a row
+  assert "| PGL11 η=400 | 83 | 150 | 97.8 | beats (row 1) | not run |" in text
+  assert "1 met or beaten under the paper's protocol (1 of 14 rows run under it so far)" in text

@@ -6,6 +6,8 @@ import io
 import json
 import pathlib
 import shlex
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -185,6 +187,8 @@ def run_cli(args, capsys):
      "--keep must be in [0, 1]"),
     (["run", "--model", "lfc4", "--dataset", "mnist", "--layer-keep", "fc5=0.5"],
      "--layer-keep needs a projection --method"),
+    (["run", "--model", "lfc4", "--dataset", "mnist", "--lr", "-0.1"],
+     "--lr must be a number > 0, got -0.1"),
     (["run", "--model", "simplenet", "--dataset", "mnist"], "takes cifar10 images"),
     (["sweep", "--model", "lfc4", "--dataset", "mnist", "--eta", "1,x"], "comma-separated floats"),
     (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "9",
@@ -284,13 +288,18 @@ def test_time_left_is_said_as_precisely_as_useful(seconds, text):
   assert progress_lib.duration(seconds) == text
 
 
-def test_progress_bar_says_the_time_left_in_the_epoch():
+def test_progress_bar_says_the_time_left_from_steady_steps(monkeypatch):
   stream = io.StringIO()
   stream.isatty = lambda: True
+  clock = iter([0.0, 30.0, 32.0, 32.0, 32.0])  # start; first chunk (compiling) ends at 30 s
+  monkeypatch.setattr(progress_lib.time, "perf_counter", lambda: next(clock))
   bar = Progress(stream=stream).epoch("epoch 1/3", steps=10, examples_per_step=32)
-  bar.start -= 2.0  # two seconds for the first 4 steps: 3 s for the other 6
-  bar.update(4, 0.5)
-  assert "4/10 loss 0.5000" in stream.getvalue() and "3 s left" in stream.getvalue()
+  assert "compiling" in stream.getvalue()
+  bar.update(4, 0.5)  # the first chunk: 30 s, mostly compilation
+  assert "4/10 loss 0.5000 compiled" in stream.getvalue()
+  bar.update(6, 0.4)  # 2 more steps in 2 s: 1 s a step, 4 steps left
+  assert "6/10 loss 0.4000 32 img/s, 4 s left" in stream.getvalue()
+  assert bar.steady_seconds() == 10.0  # not 30 s of compilation in every epoch
 
 
 @pytest.mark.slow
@@ -360,3 +369,32 @@ def test_reproduce_agrees_with_itself_and_exits_1_when_figures_differ(tiny, tmp_
   (copy / "result.json").write_text(json.dumps(saved))
   assert cli.main(["reproduce", str(copy), "--quiet"]) == 1
   assert capsys.readouterr().out.strip().endswith("differs")
+
+
+def test_neurons_removed_counts_inputs_and_every_dead_unit(tiny, tmp_path):
+  result = runner.run(config(tiny, tmp_path / "run", eta=20.0), progress=QUIET)
+  layers = {layer["name"]: layer for layer in result["layers_report"]}
+  assert result["neurons_removed"] == layers["fc1"]["dead_inputs"] + sum(
+      layers[name]["dead_outputs"] for name in ("fc1", "fc2", "fc3"))
+  assert layers["fc1"]["dead_inputs"] > 0  # a 20-radius lottery leaves few pixels read
+
+
+def test_sweep_with_changed_settings_is_refused_before_anything_is_said_done(tiny, tmp_path):
+  base = config(tiny, tmp_path / "unused", method="adam", eta=None, schedule="every-step")
+  sweep.sweep(base, ("adam",), (None,), (0,), tmp_path / "grid", progress=QUIET)
+  said = io.StringIO()
+  with pytest.raises(config_lib.ConfigError, match="was started with other settings"):
+    sweep.sweep(dataclasses.replace(base, lr=0.002), ("adam",), (None,), (0,), tmp_path / "grid",
+                progress=Progress(stream=said))
+  assert "(done)" not in said.getvalue()
+
+
+def test_missing_experiment_packages_are_one_line(tmp_path):
+  code = ("import runpy, sys; sys.modules['orbax'] = None; sys.modules['orbax.checkpoint'] = None; "
+          "sys.argv = ['experiments', 'run', '--help']; runpy.run_module('experiments', run_name='__main__')")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=pathlib.Path(__file__).parents[1])
+  assert done.returncode == 2
+  assert done.stderr.strip().splitlines() == [
+      "error: python -m experiments needs orbax.checkpoint, one of the 'experiments' extra's "
+      "packages: pip install 'sparse_optax[experiments]'"]
