@@ -324,7 +324,7 @@ def project_l1(eta: Eta = None, *, keep: Eta = None, every: int = 1, freeze_dead
     every: project on every ``every``-th update only (1 = every step).
     freeze_dead: keep every entry the projection zeroes at exactly 0 for the
       rest of training (each entry is its own group here).
-    method: ``"newton"`` or ``"sort"``, see
+    method: ``"auto"`` (default), ``"newton"`` or ``"sort"``, see
       :func:`sparse_optax.projections.l1_ball`.
 
   Returns:
@@ -370,7 +370,7 @@ def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool 
     every: project on every ``every``-th update only (1 = every step).
     freeze_dead: keep every entry the projection zeroes at exactly 0 for the
       rest of training (each entry is its own group here).
-    method: ``"newton"`` or ``"sort"``, see
+    method: ``"auto"`` (default), ``"newton"`` or ``"sort"``, see
       :func:`sparse_optax.projections.l1_ball`.
 
   Returns:

@@ -128,9 +128,11 @@ def l1_ball(x, radius, *, method: str = "auto"):
     x: real floating array of any shape, or a pytree of them.
     radius: scalar radius :math:`r \ge 0`. A Python number below 0 raises; a
       traced radius below 0 behaves as 0.
-    method: ``"newton"`` (default, Michelot's fixed point safeguarded by
-      bisection: a few streaming passes, the fastest measured on CPU) or
-      ``"sort"`` (sort-and-threshold, Duchi et al. 2008, O(n log n)).
+    method: ``"newton"`` (Michelot's fixed point safeguarded by bisection: a
+      few streaming passes, the fastest measured on CPU), ``"sort"``
+      (sort-and-threshold, Duchi et al. 2008, O(n log n); the fastest measured
+      on a GPU) or ``"auto"`` (default: the faster of the two on JAX's
+      default backend).
 
   Returns:
     The projection, with ``x``'s structure, shapes and dtypes. ``x`` itself
@@ -174,7 +176,7 @@ def l1_sphere(x, radius, *, method: str = "auto"):
   Args:
     x: real floating array of any shape, or a pytree of them.
     radius: scalar radius :math:`r \ge 0` (a traced negative radius acts as 0).
-    method: ``"newton"`` (default) or ``"sort"``, as in :func:`l1_ball`.
+    method: ``"auto"`` (default), ``"newton"`` or ``"sort"``, as in :func:`l1_ball`.
 
   Returns:
     A point of the sphere nearest to ``x``, with ``x``'s structure, shapes and
@@ -214,7 +216,7 @@ def simplex(x, radius=1.0, *, method: str = "auto"):
     x: real floating array of any shape, or a pytree of them.
     radius: scalar :math:`r \ge 0` (default 1: the probability simplex; a
       traced negative radius acts as 0).
-    method: ``"newton"`` (default) or ``"sort"``, as in :func:`l1_ball`.
+    method: ``"auto"`` (default), ``"newton"`` or ``"sort"``, as in :func:`l1_ball`.
 
   Returns:
     The projection, with ``x``'s structure, shapes and dtypes.
@@ -284,7 +286,7 @@ def weighted_l1_ball(x, radius, weights, *, method: str = "auto"):
     weights: non-negative weights: an array of ``x``'s shape, or a pytree of
       ``x``'s structure and shapes. Concrete weights with a negative entry
       raise; traced negative weights act as 0.
-    method: ``"newton"`` (default) or ``"sort"``, as in :func:`l1_ball`.
+    method: ``"auto"`` (default), ``"newton"`` or ``"sort"``, as in :func:`l1_ball`.
 
   Returns:
     The projection, with ``x``'s structure, shapes and dtypes.
