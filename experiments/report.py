@@ -353,6 +353,9 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
           ax.annotate(p[0], (p[1 + index], p[3]), fontsize=6, xytext=(3, 3),
                       textcoords="offset points")
       ax.set_xscale("log")
+      # Labels at 1, 2 and 5 of each decade: some in every panel, none colliding.
+      ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+      ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
       ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
       ax.set_xlabel(axis_label)
       ax.set_ylabel("test accuracy (%)")
