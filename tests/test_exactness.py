@@ -202,8 +202,14 @@ def test_the_two_references_agree(x64):
 # ---------------------------------------------------------------------------
 # The transformations along a training trajectory.
 
+def _weighted_factory(eta):
+  return sparse_optax.project_weighted_l1(
+      eta, lambda path, leaf: jnp.asarray(weights_of(leaf), leaf.dtype))
+
+
 TRANSFORMS = {
     "project_l1": ("l1_ball", sparse_optax.project_l1),
+    "project_weighted_l1": ("weighted_l1_ball", _weighted_factory),
     "project_l21": ("l21_ball", sparse_optax.project_l21),
     "project_l11": ("l11_ball", sparse_optax.project_l11),
     "project_l1inf": ("l1inf_ball", sparse_optax.project_l1inf),
@@ -221,7 +227,8 @@ def follow_trajectory(transform, shape, steps, eta_fraction, dtype, seed=0, lr=3
   name, factory = TRANSFORMS[transform]
   key, grads_key = jax.random.split(jax.random.key(seed))
   params = {"kernel": 0.05 * jax.random.normal(key, shape, dtype)}
-  eta = eta_fraction * ball_norm(name, np.asarray(params["kernel"], np.float64))
+  eta = eta_fraction * ball_norm(name, np.asarray(params["kernel"], np.float64),
+                                 weights_of(params["kernel"]))
   chain = optax.chain(optax.adam(lr), factory(eta))
   adam = optax.adam(lr)
 
@@ -240,11 +247,11 @@ def follow_trajectory(transform, shape, steps, eta_fraction, dtype, seed=0, lr=3
 
 
 def check_step(name, eta, target, got, t, rtol):
-  expected = exact.projection(name, target, eta)
+  expected = exact.projection(name, target, eta, weights_of(target))
   scale = float(np.max(np.abs(target)))
   deviation = float(np.max(np.abs(got - expected)))
   assert deviation <= rtol * scale, f"step {t}: max |params − exact| = {deviation:.2e}"
-  if name != "l1_ball":
+  if name not in ("l1_ball", "weighted_l1_ball"):
     # Which groups are zero; a group whose exact budget is within rounding of
     # 0 may go either way.
     zero_got, zero_expected = ~got.any(axis=1), ~expected.any(axis=1)
