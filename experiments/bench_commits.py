@@ -2,7 +2,8 @@
 
 Each commit's checkout runs in a worker process of its own (``git worktree``
 in a temporary folder for the other commit); the parent asks both for one
-round at a time, alternately, so both see the same machine load, and prints
+round at a time, alternately and each first in every other round, so both see
+the same machine load, and prints
 the median of each and their ratio. Each result's largest deviation from the
 exact float64 projection (:mod:`experiments.exact`) is printed beside it.
 Run from the repository root::
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -60,9 +62,12 @@ print("ready", flush=True)
 for line in sys.stdin:
   times = {}
   for (label, *_), fn, (x, r) in zip(cases, fns, inputs):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(x, r))
-    times[label] = 1e3 * (time.perf_counter() - start)
+    calls = []
+    for _ in range(5):  # the median of five warm calls per round
+      start = time.perf_counter()
+      jax.block_until_ready(fn(x, r))
+      calls.append(1e3 * (time.perf_counter() - start))
+    times[label] = sorted(calls)[2]
   print(json.dumps(times), flush=True)
 """
 
@@ -106,8 +111,13 @@ def main(argv=None) -> int:
       workers = {key: start_worker(tree, cases, os.path.join(tmp, f"{i}.npz"))
                  for i, (key, tree) in enumerate(trees.items())}
       times = {key: {label: [] for label, *_ in cases} for key in trees}
-      for _ in range(args.rounds):
-        for key, worker in workers.items():
+      for round_ in range(args.rounds):
+        # Each checkout goes first in every other round, after a pause: XLA's
+        # CPU threads of the worker that just ran keep spinning for a while and
+        # would slow whichever runs next.
+        order = list(workers.items())
+        for key, worker in order if round_ % 2 == 0 else order[::-1]:
+          time.sleep(0.05)
           worker.stdin.write("go\n")
           worker.stdin.flush()
           for label, ms in json.loads(worker.stdout.readline()).items():
@@ -129,7 +139,8 @@ def main(argv=None) -> int:
       subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT)
   from experiments.timing import machine_line
   print(f"# This tree against {args.against}\n\n{machine_line()}; float32 Gaussian input; "
-        f"median ms of {args.rounds} rounds, the two checkouts alternating; `dev`: the largest "
+        f"median ms over {args.rounds} rounds of the median of 5 calls, the two checkouts "
+        "alternating; `dev`: the largest "
         "|result − exact float64 projection|.\n")
   print(markdown(["case", "this tree ms", "dev", f"{args.against} ms", "dev", "ratio"], rows))
   return 0
