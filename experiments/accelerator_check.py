@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 
+from experiments.tables import markdown
+
 # The tests come last: they take what time is left.
 SECTIONS = ("platform", "projections", "step", "train", "runs", "tests")
 # Seconds each section may take per platform (full, quick); past it the
@@ -289,11 +291,6 @@ def _ratio(cpu, accelerator):
   return "—" if not cpu or not accelerator else f"{cpu / accelerator:.1f}x"
 
 
-def _table(header, rows):
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
-
-
 def render(results, accelerator, quick, started):
   """REPORT.md from what the sections returned so far."""
   acc, cpu = results.get(accelerator, {}), results.get("cpu", {})
@@ -364,7 +361,7 @@ def _render_projections(acc, cpu, two, acc_name):
                   f"{other['deviation'].get(label, 0):.1e}" if other and label != "floor" else "—",
                   _ratio(other and other["ms"].get(label), row["ms"][label])]
       rows.append(cells)
-  out += ["### ℓ1 ball\n", _table(header, rows), ""]
+  out += ["### ℓ1 ball\n", markdown(header, rows), ""]
   winners = [f"n = {row['n']:.0e}: " + min(("newton", "sort"), key=lambda m: row["ms"][m])
              for row in acc["l1"]]
   out.append(f"Faster search on the {acc_name}: " + "; ".join(winners) + ".\n")
@@ -379,14 +376,14 @@ def _render_projections(acc, cpu, two, acc_name):
                   f"{other['deviation'][label]:.1e}" if other and label in other["deviation"] else "—",
                   _ratio(other and other["ms"].get(label), row["ms"][label])]
       rows.append(cells)
-  out += ["### Group balls (groups = rows)\n", _table(["shape"] + header[1:], rows), ""]
+  out += ["### Group balls (groups = rows)\n", markdown(["shape"] + header[1:], rows), ""]
   passes = acc["passes"]
   rows = [[label, _fmt(ms), f"{ms / passes['ms'][passes['floor']]:.2f}x"]
           + ([_fmt(cpu["passes"]["ms"].get(label)),
               f"{cpu['passes']['ms'][label] / cpu['passes']['ms'][passes['floor']]:.2f}x"]
              if two and cpu else []) for label, ms in passes["ms"].items()]
   out += [f"### One pass of the threshold search, {passes['shape'][0]}×{passes['shape'][1]}\n",
-          _table(["pass", f"{acc_name} ms", "/ floor"] + (["CPU ms", "/ floor"] if two and cpu else []),
+          markdown(["pass", f"{acc_name} ms", "/ floor"] + (["CPU ms", "/ floor"] if two and cpu else []),
                  rows), ""]
   return out + errors
 
@@ -411,7 +408,7 @@ def _render_step(acc, cpu, two, acc_name):
       cells += [_fmt(c), f"{c / cpu['ms']['adam']:.2f}x" if c else "—", _ratio(c, ms)]
     rows.append(cells)
   header = ["step", f"{acc_name} ms", "/ adam", "dev"] + (["CPU ms", "/ adam", "CPU / accel."] if two else [])
-  return out + [_table(header, rows), ""] + _error_lines("Not measured on the host CPU", cpu)
+  return out + [markdown(header, rows), ""] + _error_lines("Not measured on the host CPU", cpu)
 
 
 def _render_train(acc, cpu, two, acc_name):
@@ -434,7 +431,7 @@ def _render_train(acc, cpu, two, acc_name):
     rows.append(cells)
   header = ["model", "optimizer", f"runner {acc_name}", f"minimal {acc_name}", "runner / minimal"]
   header += ["runner CPU", "accel. / CPU"] if two else []
-  return out + [_table(header, rows), ""] + _error_lines("Not measured on the host CPU", cpu)
+  return out + [markdown(header, rows), ""] + _error_lines("Not measured on the host CPU", cpu)
 
 
 def _render_runs(acc, cpu, two, acc_name):
@@ -462,7 +459,7 @@ def _render_runs(acc, cpu, two, acc_name):
   header = ["run", f"accuracy {acc_name}", "k-MACCs", "train s"]
   header += ["accuracy CPU", "train s CPU", "CPU / accel."] if two else []
   commands = [f"- `{r['command']}`" for r in acc.values() if isinstance(r, dict)]
-  return out + [_table(header, rows), "", "Commands:\n", *commands, ""] + _error_lines(
+  return out + [markdown(header, rows), "", "Commands:\n", *commands, ""] + _error_lines(
       "Not run on the host CPU", cpu)
 
 
@@ -482,7 +479,7 @@ def _render_targets(acc, two):
   if train and "error" not in train:
     v = min(row["runner"] / row["minimal"] for row in train["rows"])
     rows.append([TARGETS[2], f"{v:.2f}x (lowest)", "yes" if v >= 0.9 else "NO"])
-  return ["## Targets\n", _table(["target", "measured", "met"], rows), ""]
+  return ["## Targets\n", markdown(["target", "measured", "met"], rows), ""]
 
 
 def main(argv=None) -> int:
