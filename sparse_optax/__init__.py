@@ -11,7 +11,8 @@ the lottery stage as one transformation (:func:`sparse_optax.lottery_ticket`)
 or as pure functions (:mod:`sparse_optax.lottery`), the paper's networks in Flax
 NNX (:mod:`sparse_optax.models`), honest MACC and memory figures
 (:mod:`sparse_optax.metrics`) and physical removal of dead units
-(:func:`sparse_optax.compact`).
+(:func:`sparse_optax.compact`), for the paper's networks and for any NNX model,
+whose removable units :mod:`sparse_optax.structure` traces.
 """
 
 from sparse_optax import lottery
@@ -20,6 +21,7 @@ from sparse_optax import models
 from sparse_optax import projections
 from sparse_optax import pruning
 from sparse_optax import regularizers
+from sparse_optax import structure
 from sparse_optax.compact import compact
 from sparse_optax.lottery import LotteryTicketState
 from sparse_optax.lottery import lottery_ticket
@@ -52,4 +54,5 @@ __all__ = (
     "projections",
     "pruning",
     "regularizers",
+    "structure",
 )

@@ -1,5 +1,13 @@
 """Physical removal of dead neurons and channels: a smaller dense model.
 
+Any Flax NNX model called on one array is compacted from its traced
+structure (:mod:`sparse_optax.structure`): every parameter and batch
+statistic loses the slices of its removable units, the sizes Flax's own
+layers keep as attributes (``in_features``, ``num_heads``, …) follow, and
+the result is the same module with smaller arrays. Before it is returned, it
+is run beside the original on a random input; a difference (a module of
+your own that fixes a size in its code) is an error, never a silent change.
+
 :func:`compact` rebuilds a :class:`~sparse_optax.models.LayerStack` keeping
 only the units :mod:`sparse_optax.metrics` finds kept: smaller kernels,
 biases, batch-norm statistics, with the constant outputs of removed units
@@ -10,12 +18,14 @@ old one as its dense MACCs.
 
 from __future__ import annotations
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from sparse_optax import metrics
 from sparse_optax import models
+from sparse_optax import structure
 
 _ZEROS = nnx.initializers.zeros
 
@@ -57,18 +67,20 @@ def _select_if_needed(name: str, flow: metrics.Flow, source_units: np.ndarray):
   return [(f"{name}_select", models.Select(position[flow.kept]))]
 
 
-def compact(model: models.LayerStack, sample_input) -> models.LayerStack:
+def compact(model: nnx.Module, sample_input) -> nnx.Module:
   """A new, smaller model without the dead neurons and channels of ``model``.
 
   Args:
-    model: a :class:`~sparse_optax.models.LayerStack`, e.g. after projection.
+    model: any ``nnx.Module`` called on one array, e.g. after projection.
     sample_input: an array with the shape of an input batch (only its shape
-      is used).
+      and dtype are used).
 
   Returns:
-    A :class:`~sparse_optax.models.LayerStack` with the same layer names (plus
-    ``*_select`` layers where a flattened feature or an input is dropped).
-    Its outputs equal ``model``'s in inference mode, and
+    For a :class:`~sparse_optax.models.LayerStack`, a
+    :class:`~sparse_optax.models.LayerStack` with the same layer names (plus
+    ``*_select`` layers where a flattened feature or an input is dropped);
+    for any other model, a module of the same class and structure with
+    smaller arrays. Its outputs equal ``model``'s in inference mode, and
     ``metrics.report(compacted, x).total.maccs_dense`` equals
     ``metrics.report(model, x).total.maccs_effective``.
 
@@ -82,6 +94,8 @@ def compact(model: models.LayerStack, sample_input) -> models.LayerStack:
     >>> small.fc2.kernel.shape, metrics.report(small, jnp.zeros((1, 784))).total.maccs_dense
     ((300, 50), 250700)
   """
+  if not isinstance(model, models.LayerStack):
+    return _compact_traced(model, sample_input)
   flows = metrics.unit_flows(model, sample_input)
   layers: list[tuple[str, nnx.Module]] = list(
       _select_if_needed("input", flows[0], np.ones_like(flows[0].kept)))
@@ -107,3 +121,79 @@ def compact(model: models.LayerStack, sample_input) -> models.LayerStack:
     else:
       layers.append((name, nnx.clone(layer)))
   return models.LayerStack(layers)
+
+
+def _resize(module: nnx.Module):
+  """Sets the sizes Flax's layers keep as attributes from their (sliced) arrays."""
+  if isinstance(module, nnx.LinearGeneral):
+    batch, inputs = len(module.batch_axis), len(module.in_features)
+    shape = module.kernel.shape
+    module.in_features = tuple(shape[batch:batch + inputs])
+    module.out_features = tuple(shape[batch + inputs:])
+  elif isinstance(module, nnx.Linear):
+    module.in_features, module.out_features = module.kernel.shape
+  elif isinstance(module, nnx.Conv):
+    per_group_in, out = module.kernel.shape[-2:]
+    if 1 < module.feature_group_count == module.in_features and per_group_in == 1:  # depthwise
+      multiplier = module.out_features // module.in_features
+      module.feature_group_count = out // multiplier
+    module.in_features = per_group_in * module.feature_group_count
+    module.out_features = out
+  elif isinstance(module, nnx.MultiHeadAttention):
+    module.in_features, module.num_heads, module.head_dim = module.query.kernel.shape
+    module.num_kv_heads = module.key.kernel.shape[1]
+    module.qkv_features = module.num_heads * module.head_dim
+    module.out_features = module.out.kernel.shape[-1]
+  elif isinstance(module, (nnx.BatchNorm, nnx.LayerNorm, nnx.RMSNorm, nnx.GroupNorm)):
+    arrays = [v for v in (getattr(module, n, None) for n in ("scale", "bias", "mean"))
+              if v is not None]
+    if arrays:
+      module.num_features = arrays[0].shape[-1]
+
+
+def _same_outputs(model: nnx.Module, small: nnx.Module, sample_input):
+  """Runs both models in inference mode on a random input; raises if they differ."""
+  shape = (2, *np.shape(sample_input)[1:])
+  dtype = getattr(sample_input, "dtype", jnp.float32)
+  probe = (jax.random.normal(jax.random.key(0), shape, dtype)
+           if jnp.issubdtype(dtype, jnp.floating) else jnp.asarray(sample_input))
+  before, after = nnx.clone(model), nnx.clone(small)
+  before.eval()
+  after.eval()
+  try:
+    expected, got = before(probe), after(probe)
+  except Exception as error:  # noqa: BLE001 - re-raised with what to do
+    raise ValueError(
+        f"compact: the compacted {type(model).__name__} fails on an input of shape "
+        f"{shape}: {error}. A module probably fixes a size in its code; read sizes "
+        "from the arrays' shapes instead.") from error
+  for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+    e, g = np.asarray(e, np.float64), np.asarray(g, np.float64)
+    scale = max(float(np.max(np.abs(e), initial=0.0)), 1.0)
+    if e.shape != g.shape or not np.allclose(g, e, rtol=1e-4, atol=1e-5 * scale):
+      difference = (float(np.max(np.abs(g - e))) if e.shape == g.shape
+                    else f"shape {g.shape} for {e.shape}")
+      raise ValueError(
+          f"compact: the compacted {type(model).__name__} computes another function "
+          f"(largest difference {difference}). A module probably fixes a size in "
+          "its code; read sizes from the arrays' shapes instead.")
+
+
+def _compact_traced(model: nnx.Module, sample_input) -> nnx.Module:
+  analysis = structure.analyze(model, sample_input)
+  graphdef, state = nnx.split(nnx.clone(model))
+  flat, treedef = jax.tree_util.tree_flatten_with_path(state)
+  leaves = []
+  for (_, leaf), kept in zip(flat, analysis.kept):
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) or all(k.all() for k in kept):
+      leaves.append(leaf)
+      continue
+    array = np.asarray(leaf)
+    for axis, mask in enumerate(kept):
+      array = np.compress(mask, array, axis=axis)
+    leaves.append(jnp.asarray(array, leaf.dtype))
+  small = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, leaves))
+  for _, module in nnx.iter_modules(small):
+    _resize(module)
+  _same_outputs(model, small, sample_input)
+  return small

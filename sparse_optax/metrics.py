@@ -1,7 +1,14 @@
 """Honest size and compute of a sparse network: MACCs, dead units, memory.
 
-Everything is read off the layers of a :class:`~sparse_optax.models.LayerStack`
-and the shapes a sample input takes through them:
+:func:`report` takes any Flax NNX model called on one array. A
+:class:`~sparse_optax.models.LayerStack` (the paper's networks) is read layer
+by layer, as below; any other model is traced with :mod:`sparse_optax.structure`
+and reported per module that holds parameters or contracts (a dense layer, a
+convolution, a normalisation, an attention block for its score and value
+products), with the same fields.
+
+For a :class:`~sparse_optax.models.LayerStack`, everything is read off its
+layers and the shapes a sample input takes through them:
 
 ``params``
   Number of parameters of the layer (kernel and bias; batch-norm scale and
@@ -47,6 +54,15 @@ and the shapes a sample input takes through them:
 The totals sum the layers (a unit removed between two layers counts once as a
 dead output and once as a dead input); the total entropy is the one implied by
 the summed bytes.
+
+For any other model, the traced analysis differs in two ways, both
+conservative (see :mod:`sparse_optax.structure`): a unit whose value is a
+non-zero constant is kept, not folded into a bias, and the model's input
+features are kept. ``maccs_dense`` counts every ``dot_general`` and
+convolution of the forward pass for one example, attention's score and value
+products included; ``dead_inputs`` / ``dead_outputs`` count the removable
+entries along the axes a kernel contracts and along those it produces (for a
+normalisation layer, its removable units).
 """
 
 from __future__ import annotations
@@ -60,6 +76,7 @@ import numpy as np
 from flax import nnx
 
 from sparse_optax import models
+from sparse_optax import structure
 
 QUANTIZATION_STEP = 2.0 ** -16
 
@@ -299,13 +316,15 @@ def _layer_report(name, layer, flow_in: Flow, flow_out: Flow, step) -> LayerRepo
       bytes_dense=4 * params, bytes_sparse=sparse, bytes_entropy=entropy * params / 8)
 
 
-def report(model: models.LayerStack, sample_input, *,
+def report(model: nnx.Module, sample_input, *,
            quantization_step: float = QUANTIZATION_STEP) -> Report:
   """Per-layer and total parameters, dead units, MACCs and memory.
 
   Args:
-    model: a :class:`~sparse_optax.models.LayerStack` (any of the paper's
-      models, or the output of :func:`sparse_optax.compact`).
+    model: any ``nnx.Module`` called on one array: a
+      :class:`~sparse_optax.models.LayerStack` (the paper's models, or the
+      output of :func:`sparse_optax.compact`) or a network of your own
+      (traced, see the module docstring).
     sample_input: an array (or ``jax.ShapeDtypeStruct``) with the shape of a
       batch; only its shape is used.
     quantization_step: the step of the entropy estimate.
@@ -320,14 +339,65 @@ def report(model: models.LayerStack, sample_input, *,
     >>> metrics.report(models.LeNet300_100(rngs=nnx.Rngs(0)), jnp.zeros((1, 784))).total.maccs_dense
     266200
   """
+  if not isinstance(model, models.LayerStack):
+    return _total(_traced_layers(model, sample_input, quantization_step), quantization_step)
   flows = unit_flows(model, sample_input)
   layers = tuple(
       _layer_report(name, layer, flow_in, flow_out, quantization_step)
       for (name, layer), flow_in, flow_out in zip(model.named_layers(), flows[:-1], flows[1:])
       if _is_weighted(layer) or isinstance(layer, nnx.BatchNorm))
+  return _total(layers, quantization_step)
+
+
+def _total(layers: tuple[LayerReport, ...], quantization_step: float) -> Report:
   summed = {field.name: sum(getattr(layer, field.name) for layer in layers)
             for field in dataclasses.fields(LayerReport)
             if field.name not in ("name", "kind", "entropy_bits_per_weight")}
   entropy = 8 * summed["bytes_entropy"] / max(summed["params"], 1)
   total = LayerReport(name="total", kind="total", entropy_bits_per_weight=entropy, **summed)
   return Report(layers=layers, total=total, quantization_step=quantization_step)
+
+
+_KINDS = ((nnx.Conv, "conv"), (nnx.Linear, "dense"), (nnx.LinearGeneral, "dense"),
+          (nnx.BatchNorm, "batch_norm"), (nnx.LayerNorm, "layer_norm"),
+          (nnx.MultiHeadAttention, "attention"))
+
+
+def _kind(module) -> str:
+  for cls, kind in _KINDS:
+    if isinstance(module, cls):
+      return kind
+  return type(module).__name__.lower() if module is not None else "model"
+
+
+def _traced_layers(model, sample_input, step) -> tuple[LayerReport, ...]:
+  """One report per module that holds parameters or contracts, traced."""
+  analysis = structure.analyze(model, sample_input)
+  param_paths = structure.param_paths(model)
+  rows = []
+  for layer in analysis.layers:
+    leaves = [k for k in range(len(analysis.paths))
+              if analysis.layer_of(k) == layer and structure.dotted(analysis.paths[k]) in param_paths]
+    arrays = [np.asarray(analysis.leaves[k], np.float64) for k in leaves]
+    values = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
+    contractions = [c for c in analysis.contractions if c.layer == layer]
+    kernel = next((k for k in leaves if k in analysis.roles), None)
+    if kernel is not None:
+      shape, kept = np.shape(analysis.leaves[kernel]), analysis.kept[kernel]
+      dead_in, dead_out = (math.prod(shape[a] for a in axes) - math.prod(int(kept[a].sum()) for a in axes)
+                           for axes in analysis.roles[kernel])
+    elif leaves:  # per-unit parameters (a normalisation): its removable units
+      dead_in = dead_out = int((~analysis.kept[leaves[0]][-1]).sum()) if arrays[0].ndim else 0
+    else:
+      dead_in = dead_out = 0
+    entropy = entropy_bits(values, step)
+    rows.append(LayerReport(
+        name=layer or "(model)", kind=_kind(analysis.modules.get(layer)),
+        params=int(values.size), nonzero=int(np.count_nonzero(values)),
+        dead_inputs=dead_in, dead_outputs=dead_out,
+        maccs_dense=sum(c.maccs_dense for c in contractions),
+        maccs_effective=sum(c.maccs_effective for c in contractions),
+        entropy_bits_per_weight=entropy, bytes_dense=4 * int(values.size),
+        bytes_sparse=sum(csr_bytes(a) if a.ndim >= 2 else 4 * a.size for a in arrays),
+        bytes_entropy=entropy * values.size / 8))
+  return tuple(rows)

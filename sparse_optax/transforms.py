@@ -85,7 +85,8 @@ def is_kernel(leaf) -> bool:
   return np.ndim(leaf) >= 2
 
 
-def per_leaf(spec, params, *, name: str, what: str, default=is_kernel) -> list:
+def per_leaf(spec, params, *, name: str, what: str, default=is_kernel,
+             is_leaf=lambda v: v is None) -> list:
   """Resolves ``spec`` into one value per leaf of ``params`` (None = skip).
 
   ``spec`` is a scalar (applied to every leaf for which ``default(leaf)``), a
@@ -99,7 +100,7 @@ def per_leaf(spec, params, *, name: str, what: str, default=is_kernel) -> list:
     return [spec if default(leaf) else None for _, leaf in flat]
   if callable(spec):
     return [spec(path, leaf) for path, leaf in flat]
-  spec_flat, _ = jax.tree_util.tree_flatten_with_path(spec, is_leaf=lambda v: v is None)
+  spec_flat, _ = jax.tree_util.tree_flatten_with_path(spec, is_leaf=is_leaf)
   keys = lambda path: tuple(str(k) for k in path)
   mismatched = [(spec_path, param_path) for (spec_path, _), (param_path, _) in zip(spec_flat, flat)
                 if keys(spec_path) != keys(param_path)[:len(spec_path)]]
@@ -133,14 +134,19 @@ def _check_every(every, name):
     raise ValueError(f"{name}: every must be a positive integer, got {every!r}.")
 
 
-def group_axes(leaf_shape, groups: str, axis, path, name) -> tuple[int, ...] | int:
-  """The axes reduced inside one group of a leaf."""
+def group_axes(leaf_shape, groups, axis, path, name) -> tuple[int, ...] | int:
+  """The axes reduced inside one group of a leaf (``groups``: a name or those axes)."""
   if axis is not None:
     if isinstance(axis, jax.core.Tracer):
       raise TypeError(
           f"{name}: axis must be static; with optax.inject_hyperparams pass "
           "static_args=('axis', 'every', 'freeze_dead').")
     return axis
+  if isinstance(groups, tuple):
+    return groups
+  if groups not in GROUPS:
+    raise ValueError(f"{name}: groups must be one of {GROUPS}, a tuple of axes or None, "
+                     f"got {groups!r} for {jax.tree_util.keystr(path)}.")
   ndim = len(leaf_shape)
   if ndim < 2:
     raise ValueError(
@@ -184,7 +190,7 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
   ``round(keep × groups)`` of its groups survive: the projection then takes
   that count, ``by_rank`` (see :func:`sparse_optax.projections.keep_radius`).
   """
-  if grouped and groups not in GROUPS:
+  if grouped and isinstance(groups, str) and groups not in GROUPS:
     raise ValueError(f"{name}: groups must be one of {GROUPS}, got {groups!r}.")
   if (eta is None) == (keep is None):
     raise ValueError(f"{name}: give eta (a radius) or keep (a fraction of the groups to "
@@ -205,17 +211,20 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
     leaf_weights = (per_leaf(weights, params, name=name, what="weights",
                              default=lambda leaf: True)
                     if weights is not None else [None] * len(flat))
+    leaf_groups = ([groups] * len(flat) if isinstance(groups, str) or not grouped else
+                   per_leaf(groups, params, name=name, what="groups",
+                            is_leaf=lambda v: v is None or isinstance(v, (str, tuple))))
     plans = []
-    for (path, leaf), spec, w in zip(flat, specs, leaf_weights):
+    for (path, leaf), spec, w, group in zip(flat, specs, leaf_weights, leaf_groups):
       (_check_keep if by_rank else _check_radius)(spec, path, name)
-      if spec is None or np.size(leaf) == 0:
+      if spec is None or np.size(leaf) == 0 or (grouped and group is None and axis is None):
         plans.append(None)
         continue
       where = f"{name} ({jax.tree_util.keystr(path)})"
       validation.float_array(leaf, where)
       kwargs = dict(options)
       if grouped:
-        axes = group_axes(np.shape(leaf), groups, axis, path, name)
+        axes = group_axes(np.shape(leaf), group, axis, path, name)
         kwargs["axis"] = validation.group_axes(axes, np.ndim(leaf), where)
       if weights is not None:
         if w is None:
@@ -420,7 +429,10 @@ def project_l21(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=N
       threshold read off its norms. A number, a pytree or a callable, as
       ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept) or ``"out"`` (one group per output neuron or filter).
+      is kept), ``"out"`` (one group per output neuron or filter), or a
+      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      a group, or ``None``), e.g. from
+      :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
       overrides ``groups``.
     every: project on every ``every``-th update only (1 = every step).
@@ -478,7 +490,10 @@ def project_l11(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=N
       threshold read off its norms. A number, a pytree or a callable, as
       ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept) or ``"out"`` (one group per output neuron or filter).
+      is kept), ``"out"`` (one group per output neuron or filter), or a
+      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      a group, or ``None``), e.g. from
+      :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
       overrides ``groups``.
     every: project on every ``every``-th update only (1 = every step).
@@ -526,7 +541,10 @@ def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
       ``(path, leaf) -> number | None``. A negative number raises; a traced
       negative radius acts as 0.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept) or ``"out"`` (one group per output neuron or filter).
+      is kept), ``"out"`` (one group per output neuron or filter), or a
+      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      a group, or ``None``), e.g. from
+      :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
       overrides ``groups``.
     every: project on every ``every``-th update only (1 = every step).
@@ -576,7 +594,10 @@ def project_bilevel_l1inf(eta: Eta = None, *, keep: Eta = None, groups: str = "i
       threshold read off its norms. A number, a pytree or a callable, as
       ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept) or ``"out"`` (one group per output neuron or filter).
+      is kept), ``"out"`` (one group per output neuron or filter), or a
+      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      a group, or ``None``), e.g. from
+      :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
       overrides ``groups``.
     every: project on every ``every``-th update only (1 = every step).

@@ -169,9 +169,14 @@ def test_memory_fields():
   assert layer.dead_inputs == 1 and layer.dead_outputs == 0  # input 1 reaches nothing
 
 
-def test_report_rejects_other_modules():
-  with pytest.raises(TypeError, match="LayerStack"):
-    metrics.report(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), jnp.zeros((1, 2)))
+def test_report_traces_any_other_module():
+  layer = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+  layer.kernel[...] = layer.kernel[...].at[1].set(0.0)
+  report = metrics.report(layer, jnp.zeros((1, 3)))
+  assert [row.name for row in report.layers] == ["(model)"]
+  # the input feature stays: the traced model keeps its input
+  assert (report.total.maccs_dense, report.total.maccs_effective) == (6, 6)
+  assert (report.total.params, report.total.nonzero) == (8, 4)  # Flax biases start at 0
 
 
 @pytest.mark.parametrize("step", [2.0 ** -16, 0.25])
