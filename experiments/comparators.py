@@ -32,6 +32,7 @@ import optax
 
 from sparse_optax import pruning
 from sparse_optax import regularizers
+from sparse_optax import structure
 
 COMPARATORS = ("halo", "gsef", "l1_over_l2", "magnitude")
 PRUNING_PER_ROUND = 0.2
@@ -102,7 +103,8 @@ def gsef_step(eta: float, keep: float, layers, learning_rate) -> optax.GradientT
 
 def _group_counts(keep: float, layers) -> Callable:
   return lambda path, leaf: (groups_kept(keep, np.shape(leaf))
-                             if path[0].key in layers and np.ndim(leaf) >= 2 else None)
+                             if structure.layer_name(path) in layers and np.ndim(leaf) >= 2
+                             else None)
 
 
 def prune_globally(keep: float, params, selected):

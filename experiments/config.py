@@ -8,6 +8,7 @@ these fields.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import shlex
@@ -18,11 +19,14 @@ from flax import nnx
 
 from experiments import data as data_lib
 from sparse_optax import models
+from sparse_optax import structure
 
 MODELS = {"net4": models.Net4, "lenet300": models.LeNet300_100, "lfc4": models.LFC4,
-          "simplenet": models.SimpleNet}
+          "simplenet": models.SimpleNet, "resnet": models.ResNet,
+          "vit": models.VisionTransformer}
 MODEL_DATASETS = {"net4": ("mnist", "fashion_mnist"), "lenet300": ("mnist", "fashion_mnist"),
-                  "lfc4": ("mnist", "fashion_mnist"), "simplenet": ("cifar10",)}
+                  "lfc4": ("mnist", "fashion_mnist"), "simplenet": ("cifar10",),
+                  "resnet": ("mnist", "fashion_mnist"), "vit": ("mnist", "fashion_mnist")}
 SCHEDULES = ("every-step", "lottery")
 LR_SCHEDULES = ("constant", "cosine")
 # The paper constrains Net4's conv2 and fc1 only (the first and last layers are
@@ -51,7 +55,9 @@ class RunConfig:
   """Everything that defines a run; ``out`` says where it is written."""
 
   model: str = setting(dataclasses.MISSING,
-                       "net4 (Table I), lfc4 (II, IV), lenet300 (III), simplenet (V)")
+                       "net4 (Table I), lfc4 (II, IV), lenet300 (III), simplenet (V); "
+                       "beyond the paper, resnet and vit (projected on the groups that "
+                       "compaction removes)")
   dataset: str = setting(dataclasses.MISSING, "the images to train on")
   method: str = setting("adam", "adam alone, a projection (pgl1, pgl21, pgl11, pgl1inf, "
                         "bilevel_l1inf) after adam, or a comparator (halo, gsef, l1_over_l2, "
@@ -188,7 +194,7 @@ def validate(config: RunConfig, method) -> None:
     raise ConfigError(f"--validation-examples {config.validation_examples} leaves no training "
                       f"image of --train-examples {config.train_examples}")
   # Layer names are checked on the model's shapes, before any data is loaded.
-  constrained_layers(nnx.eval_shape(lambda: MODELS[config.model](rngs=nnx.Rngs(0))), config)
+  constrained_layers(None, config)
 
 
 def devices_of(config: RunConfig) -> list:
@@ -202,10 +208,37 @@ def devices_of(config: RunConfig) -> list:
   return available[:config.devices]
 
 
+@functools.cache
+def removable_groups(model_name: str) -> dict[str, tuple[int, ...]]:
+  """For a model that is not a layer stack: its layers with groups compaction
+  removes, and those groups (:func:`sparse_optax.structure.groups_of`)."""
+  dataset = MODEL_DATASETS[model_name][0]
+  sample = jax.ShapeDtypeStruct((1, *data_lib.IMAGE_SHAPES[dataset]), np.float32)
+  groups = structure.groups_of(MODELS[model_name](rngs=nnx.Rngs(0)), sample)
+  flat, _ = jax.tree_util.tree_flatten_with_path(groups, is_leaf=lambda v: isinstance(v, tuple))
+  return {structure.layer_name(path): axes for path, axes in flat if axes is not None}
+
+
+def group_axes_of(model_name: str):
+  """``groups=`` for the projections: the removable groups, or the default."""
+  if issubclass(MODELS[model_name], models.LayerStack):
+    return "in"
+  layers = removable_groups(model_name)
+  return lambda path, leaf: layers.get(structure.layer_name(path))
+
+
+def weighted_layers(model_name: str, model=None) -> list[str]:
+  """The layers a method may constrain, in order."""
+  if not issubclass(MODELS[model_name], models.LayerStack):
+    return list(removable_groups(model_name))
+  model = model if model is not None else nnx.eval_shape(
+      lambda: MODELS[model_name](rngs=nnx.Rngs(0)))
+  return [name for name, layer in model.named_layers() if isinstance(layer, (nnx.Linear, nnx.Conv))]
+
+
 def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str, ...]:
   """Names of the weighted layers the method constrains."""
-  weighted = [name for name, layer in model.named_layers()
-              if isinstance(layer, (nnx.Linear, nnx.Conv))]
+  weighted = weighted_layers(config.model, model)
   named = [("--layers", name) for name in config.layers or ()]
   named += [("--layer-eta", name) for name, _ in config.layer_eta]
   named += [("--layer-keep", name) for name, _ in config.layer_keep]
@@ -226,7 +259,7 @@ def constrained_layers(model: models.LayerStack, config: RunConfig) -> tuple[str
 
 def kernel_selector(layers):
   """``(path, leaf) -> bool``: the kernels of the constrained layers."""
-  return lambda path, leaf: path[0].key in layers and np.ndim(leaf) >= 2
+  return lambda path, leaf: structure.layer_name(path) in layers and np.ndim(leaf) >= 2
 
 
 def radius_of(config: RunConfig, layer: str) -> float:

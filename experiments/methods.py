@@ -27,9 +27,11 @@ import optax
 
 import sparse_optax
 from experiments import comparators
+from experiments import config as config_lib
 from experiments.config import ConfigError, RunConfig, comparator_keep, keep_of, kernel_selector
 from experiments.config import radius_of
 from sparse_optax import lottery
+from sparse_optax import structure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +114,15 @@ def _projection(factory) -> Callable:
   def optimizer(config, phase, layers, mask, steps_per_epoch):
     del phase, mask
     selected = kernel_selector(layers)
+    layer = lambda path: structure.layer_name(path)
+    grouped = {} if factory is sparse_optax.project_l1 else {
+        "groups": config_lib.group_axes_of(config.model)}
     if config.keep is not None or config.layer_keep:
-      keep = lambda path, leaf: keep_of(config, path[0].key) if selected(path, leaf) else None
-      project = functools.partial(factory, None, keep=keep)
+      keep = lambda path, leaf: keep_of(config, layer(path)) if selected(path, leaf) else None
+      project = functools.partial(factory, None, keep=keep, **grouped)
     else:
-      radius = lambda path, leaf: radius_of(config, path[0].key) if selected(path, leaf) else None
-      project = functools.partial(factory, radius)
+      radius = lambda path, leaf: radius_of(config, layer(path)) if selected(path, leaf) else None
+      project = functools.partial(factory, radius, **grouped)
     if config.schedule == "lottery":
       return sparse_optax.lottery_ticket(
           _adam(config, config.epochs, steps_per_epoch), project(),

@@ -286,11 +286,17 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   return json.loads(json.dumps(result))  # as a resumed run reads it back
 
 
+def _module(model, name: str):
+  """The submodule at a dotted path, e.g. ``blocks.0.conv2``."""
+  for part in name.split("."):
+    model = model[int(part)] if part.isdigit() else getattr(model, part)
+  return model
+
+
 def _draw(model, layers, config: RunConfig, method: methods.Method,
           out: pathlib.Path) -> list[str]:
-  shown = layers if method.constrains else tuple(
-      name for name, layer in model.named_layers() if isinstance(layer, (nnx.Linear, nnx.Conv)))
-  kernels = {name: np.asarray(getattr(model, name).kernel[...]) for name in shown}
+  shown = layers if method.constrains else config_lib.weighted_layers(config.model, model)
+  kernels = {name: np.asarray(_module(model, name).kernel[...]) for name in shown}
   label = f"{config.model} {config.dataset} {config.method} eta={config.eta} {config.schedule}"
   pictures = out / "weights.png", out / "distribution.png"
   if hosts.writes_files():

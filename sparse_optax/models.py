@@ -241,3 +241,130 @@ class SimpleNet(LayerStack):
                ("drop_out", nnx.Dropout(0.1, rngs=rngs)),
                ("fc", linear(cin, num_classes, rngs=rngs))]
     super().__init__(layers)
+
+
+# PyTorch's batch-norm momentum (0.1 there, 1 - 0.1 in Flax's convention):
+# Flax's default 0.99 leaves the running statistics near their start for the
+# first few hundred steps, and evaluation with them wrong.
+BATCH_NORM_MOMENTUM = 0.9
+
+
+class ResidualBlock(nnx.Module):
+  """conv 3x3, batch norm, ReLU, conv 3x3, batch norm, plus the shortcut, ReLU.
+
+  The shortcut is the identity, or a strided 1x1 convolution with batch norm
+  where the width or the resolution changes (He et al., CVPR 2016). The
+  ``hidden`` channels between the two convolutions are the block's own units.
+  """
+
+  def __init__(self, channels_in: int, hidden: int, channels_out: int, *, stride: int = 1,
+               rngs: nnx.Rngs):
+    self.conv1 = nnx.Conv(channels_in, hidden, (3, 3), strides=stride, use_bias=False,
+                          rngs=rngs)
+    self.bn1 = nnx.BatchNorm(hidden, momentum=BATCH_NORM_MOMENTUM, rngs=rngs)
+    self.conv2 = nnx.Conv(hidden, channels_out, (3, 3), use_bias=False, rngs=rngs)
+    self.bn2 = nnx.BatchNorm(channels_out, momentum=BATCH_NORM_MOMENTUM, rngs=rngs)
+    if stride != 1 or channels_in != channels_out:
+      self.shortcut = nnx.Conv(channels_in, channels_out, (1, 1), strides=stride,
+                               use_bias=False, rngs=rngs)
+      self.shortcut_bn = nnx.BatchNorm(channels_out, momentum=BATCH_NORM_MOMENTUM, rngs=rngs)
+    else:
+      self.shortcut = self.shortcut_bn = None
+
+  def __call__(self, x):
+    y = nnx.relu(self.bn1(self.conv1(x)))
+    y = self.bn2(self.conv2(y))
+    if self.shortcut is not None:
+      x = self.shortcut_bn(self.shortcut(x))
+    return nnx.relu(x + y)
+
+
+class ResNet(nnx.Module):
+  """A small residual CNN for 28x28x1 images, beyond the paper.
+
+  A strided 3x3 stem (→ 14x14), then ``blocks_per_stage`` residual blocks per
+  width in ``widths``, each stage after the first halving the resolution,
+  global average pooling and a dense classifier. The defaults (widths 16
+  and 32, two blocks each) make 4 blocks and 3.44 M MACCs per image.
+
+  Example:
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> from sparse_optax.models import ResNet
+    >>> ResNet(rngs=nnx.Rngs(0))(jnp.zeros((2, 28, 28, 1))).shape
+    (2, 10)
+  """
+
+  def __init__(self, *, widths: Sequence[int] = (16, 32), blocks_per_stage: int = 2,
+               num_classes: int = 10, in_channels: int = 1, rngs: nnx.Rngs):
+    self.stem = nnx.Conv(in_channels, widths[0], (3, 3), strides=2, use_bias=False, rngs=rngs)
+    self.stem_bn = nnx.BatchNorm(widths[0], momentum=BATCH_NORM_MOMENTUM, rngs=rngs)
+    blocks = []
+    channels = widths[0]
+    for stage, width in enumerate(widths):
+      for index in range(blocks_per_stage):
+        stride = 2 if stage > 0 and index == 0 else 1
+        blocks.append(ResidualBlock(channels, width, width, stride=stride, rngs=rngs))
+        channels = width
+    self.blocks = nnx.List(blocks)
+    self.head = nnx.Linear(channels, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    x = nnx.relu(self.stem_bn(self.stem(x)))
+    for block in self.blocks:
+      x = block(x)
+    return self.head(x.mean(axis=(1, 2)))
+
+
+class EncoderBlock(nnx.Module):
+  """Pre-norm transformer block: x + attention(LN x), then x + MLP(LN x)."""
+
+  def __init__(self, width: int, heads: int, hidden: int, *, rngs: nnx.Rngs):
+    self.norm1 = nnx.LayerNorm(width, rngs=rngs)
+    self.attention = nnx.MultiHeadAttention(num_heads=heads, in_features=width,
+                                            decode=False, rngs=rngs)
+    self.norm2 = nnx.LayerNorm(width, rngs=rngs)
+    self.fc1 = nnx.Linear(width, hidden, rngs=rngs)
+    self.fc2 = nnx.Linear(hidden, width, rngs=rngs)
+
+  def __call__(self, x):
+    x = x + self.attention(self.norm1(x))
+    return x + self.fc2(nnx.gelu(self.fc1(self.norm2(x))))
+
+
+class VisionTransformer(nnx.Module):
+  """A small vision transformer for 28x28x1 images, beyond the paper.
+
+  Non-overlapping ``patch x patch`` patches embedded by a strided
+  convolution, a learned position embedding, ``depth`` pre-norm encoder
+  blocks (multi-head attention and an MLP), a final LayerNorm, the mean over
+  tokens and a dense classifier. The defaults (patch 4: 49 tokens; width 64,
+  4 heads, MLP 128, depth 2) make 3.88 M MACCs per image, attention's score
+  and value products included.
+
+  Example:
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> from sparse_optax.models import VisionTransformer
+    >>> VisionTransformer(rngs=nnx.Rngs(0))(jnp.zeros((2, 28, 28, 1))).shape
+    (2, 10)
+  """
+
+  def __init__(self, *, image_size: int = 28, patch: int = 4, width: int = 64,
+               heads: int = 4, hidden: int = 128, depth: int = 2, num_classes: int = 10,
+               in_channels: int = 1, rngs: nnx.Rngs):
+    tokens = (image_size // patch) ** 2
+    self.embed = nnx.Conv(in_channels, width, (patch, patch), strides=patch,
+                          padding="VALID", rngs=rngs)
+    self.position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (1, tokens, width)))
+    self.blocks = nnx.List([EncoderBlock(width, heads, hidden, rngs=rngs)
+                            for _ in range(depth)])
+    self.norm = nnx.LayerNorm(width, rngs=rngs)
+    self.head = nnx.Linear(width, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    x = self.embed(x)
+    x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.position[...]
+    for block in self.blocks:
+      x = block(x)
+    return self.head(self.norm(x).mean(axis=1))

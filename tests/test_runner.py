@@ -171,7 +171,7 @@ def run_cli(args, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "--model", "resnet", "--dataset", "mnist"], "invalid choice: 'resnet'"),
+    (["run", "--model", "resnet50", "--dataset", "mnist"], "invalid choice: 'resnet50'"),
     (["run", "--model", "lfc4", "--dataset", "svhn"], "invalid choice: 'svhn'"),
     (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl7"], "invalid choice: 'pgl7'"),
     (["run", "--model", "lfc4", "--dataset", "mnist", "--method", "pgl11", "--eta", "-5"],
@@ -398,3 +398,22 @@ def test_missing_experiment_packages_are_one_line(tmp_path):
   assert done.stderr.strip().splitlines() == [
       "error: python -m experiments needs orbax.checkpoint, one of the 'experiments' extra's "
       "packages: pip install 'sparse_optax[experiments]'"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,layers,kept", [
+    ("resnet", [f"blocks.{i}.conv2" for i in range(4)], {"blocks.0.conv1": 8}),
+    ("vit", ["blocks.0.attention.out", "blocks.0.fc2", "blocks.1.attention.out", "blocks.1.fc2"],
+     {"blocks.0.attention.query": 2 * 16, "blocks.0.fc1": 64}),
+])
+def test_networks_beyond_the_paper_keep_their_removable_groups(tiny, tmp_path, model, layers,
+                                                                kept):
+  """--keep on the groups compaction removes: inner channels, heads, MLP units."""
+  settings = config(tiny, tmp_path / model, model=model, eta=None, keep=0.5,
+                    schedule="every-step", freeze_dead=True, epochs=1)
+  result = runner.run(settings, progress=QUIET)
+  assert result["layers"] == layers
+  by_name = {layer["name"]: layer for layer in result["layers_report"]}
+  for name, outputs in kept.items():  # half the units, counted as output entries
+    assert by_name[name]["dead_outputs"] == outputs
+  assert result["maccs_effective"] < result["maccs_dense"]

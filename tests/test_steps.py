@@ -57,3 +57,36 @@ def test_evaluation_counts_only_the_real_test_images(tiny):
   x = data.normalise(dataset.test_images, dataset.mean, dataset.std)
   expected = np.mean(np.asarray(jax.numpy.argmax(model(x), -1)) == dataset.test_labels)
   assert steps.evaluate(model, on_devices, 48, len(dataset.test_images)) == expected
+
+
+def _conv_model_and_optimizer():
+  rngs = nnx.Rngs(0)
+  model = models.LayerStack([
+      ("conv", models.conv(1, 4, 5, rngs=rngs)), ("pool", models.MaxPool(2)),
+      ("relu", models.ReLU()), ("flatten", models.Flatten()),
+      ("fc", models.linear(12 * 12 * 4, 10, rngs=rngs))])
+  tx = optax.chain(optax.adam(1e-2), sparse_optax.project_l11(3.0))
+  return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+def test_a_convolutional_model_trains_one_step_per_call_on_a_cpu_and_the_same(tiny):
+  """The per-step calls XLA:CPU needs for speed compute what the steps do."""
+  dataset = data.load("mnist", str(tiny), verify=False)
+  on_devices = steps.to_devices(dataset, steps.data_mesh(jax.devices()[:1]), 32)
+  order = steps.epoch_order(3, 2, len(dataset.train_images), 32)[:3]
+  model, optimizer = _conv_model_and_optimizer()
+  assert steps.steps_per_call(model) == (1 if jax.default_backend() == "cpu"
+                                         else steps.CHUNK_STEPS)
+  assert steps.steps_per_call(_model_and_optimizer()[0]) == steps.CHUNK_STEPS
+  reference_losses = []
+  for index in np.asarray(order):
+    x = data.normalise(dataset.train_images[index], dataset.mean, dataset.std)
+    reference_losses.append(steps.train_step(model, optimizer, x, dataset.train_labels[index]))
+
+  trained = _conv_model_and_optimizer()
+  losses = steps.train_steps(trained, None, on_devices, order)
+  np.testing.assert_allclose(losses, np.stack(reference_losses), rtol=1e-5)
+  for ours, reference in zip(jax.tree.leaves(steps.params_of(trained[0])),
+                             jax.tree.leaves(steps.params_of(model))):
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=2e-5)
+    np.testing.assert_array_equal(np.asarray(ours) == 0, np.asarray(reference) == 0)
