@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from sparse_optax import selection
+
 
 class Checkpoints:
   """The checkpoints of one run, the last two kept."""
@@ -45,9 +47,9 @@ def like(template, pure):
   an ``nnx.State`` or a pytree of arrays; ``template`` is left as it was."""
   state = nnx.State(jax.tree.map(lambda leaf: leaf, template))
   nnx.replace_by_pure_dict(state, pure)
-  # By leaves: a restored tuple inside an optimizer state may come back a list.
-  leaves = [jnp.asarray(v, t.dtype) for t, v in zip(jax.tree.leaves(template), jax.tree.leaves(state))]
-  return jax.tree.unflatten(jax.tree.structure(template), leaves)
+  # A restored tuple inside an optimizer state may come back a list.
+  return jax.tree.map(lambda t, v: jnp.asarray(v, t.dtype), template,
+                      selection.restructured(state, template))
 
 
 def load_into(module: nnx.Module, pure, *filters) -> None:

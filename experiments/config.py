@@ -273,15 +273,22 @@ def flag_of(name: str) -> str:
   return field.metadata.get("flag", "--" + name.replace("_", "-"))
 
 
-def command(config: RunConfig) -> str:
+def command(config: RunConfig, *, verb: str = "run", seeds=None) -> str:
   """``python -m experiments run ...`` that reruns ``config``: its required
-  fields and every field that differs from its default, in field order."""
-  words = ["python", "-m", "experiments", "run"]
+  fields and every field that differs from its default, in field order.
+
+  With ``verb="sweep"`` and ``seeds``, the sweep that runs ``config`` for
+  each of those seeds.
+  """
+  words = ["python", "-m", "experiments", verb]
   for field in dataclasses.fields(RunConfig):
     value = getattr(config, field.name)
+    flag = flag_of(field.name)
+    if field.name == "seed" and seeds is not None:
+      words += [flag, ",".join(str(seed) for seed in seeds)]
+      continue
     if field.default is not dataclasses.MISSING and value == field.default:
       continue
-    flag = flag_of(field.name)
     if isinstance(value, bool):
       words.append(flag)  # a switch: present exactly when it differs from the default
     elif field.name in ("layer_eta", "layer_keep"):

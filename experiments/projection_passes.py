@@ -80,11 +80,11 @@ def warm_passes(shape, fraction, steps=5):
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
   r = fraction * float(jnp.abs(x).sum())
-  search = projections.L11_BALL.cold(x, axis=(1,))
+  search = projections.warm.l11_ball.cold(x, axis=(1,))
   for _ in range(steps):
     x = x + 1e-3 * jnp.asarray(rng.standard_normal(shape), jnp.float32)
     with counting(x.size) as counts:
-      project = jax.jit(lambda x, s: projections.L11_BALL.project(x, r, s, axis=(1,)))
+      project = jax.jit(lambda x, s: projections.warm.l11_ball.project(x, r, s, axis=(1,)))
       _, search = project(x, search)
       jax.block_until_ready(search)
   return counts["slope"], counts["excess"]

@@ -33,7 +33,7 @@ from experiments import tables  # noqa: E402
 from experiments import runner  # noqa: E402
 
 MODEL_NAMES = {"lfc4": "LFC4", "lenet300": "LeNet-300-100", "net4": "Net4",
-               "simplenet": "SimpleNet"}
+               "simplenet": "SimpleNet", "resnet": "ResNet", "vit": "Vision transformer"}
 DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 # (dataset, model) -> [(paper's label, memory kB, k-MACCs, accuracy %)], from
 # the paper's Tables I-V (Barlaud & Guyard, ICPR 2020).
@@ -55,7 +55,8 @@ PAPER = {
 # The report's sections in the paper's order, then the networks it has no table for.
 SECTION_ORDER = [("mnist", "net4"), ("mnist", "lfc4"), ("mnist", "lenet300"),
                  ("fashion_mnist", "lfc4"), ("cifar10", "simplenet"),
-                 ("fashion_mnist", "lenet300"), ("fashion_mnist", "net4")]
+                 ("fashion_mnist", "lenet300"), ("fashion_mnist", "net4"),
+                 ("fashion_mnist", "resnet"), ("fashion_mnist", "vit")]
 PAPER_TABLES = {("mnist", "net4"): "I", ("mnist", "lfc4"): "II", ("mnist", "lenet300"): "III",
                 ("fashion_mnist", "lfc4"): "IV", ("cifar10", "simplenet"): "V"}
 METHOD_ORDER = list(methods.METHODS)
@@ -127,37 +128,15 @@ def label(run: dict) -> str:
 def command(setting) -> str:
   """The ``python -m experiments sweep`` line that reproduces every seed of a setting."""
   run = setting["runs"][0]
-  seeds = ",".join(str(r["seed"]) for r in sorted(setting["runs"], key=lambda r: r["seed"]))
-  parts = ["python -m experiments sweep", f"--model {run['model']}", f"--dataset {run['dataset']}",
-           f"--method {run['method']}"]
-  if run["eta"] is not None:
-    parts.append(f"--eta {run['eta']:g}")
-  if run.get("layer_eta"):
-    parts.append("--layer-eta " + ",".join(f"{n}={r:g}" for n, r in run["layer_eta"]))
-  if run["method"] != "adam" and _layers_flag_needed(run):
-    parts.append("--layers " + ",".join(run["layers"]))
-  if run["method"] in methods.PROJECTIONS:
-    parts.append(f"--schedule {run['schedule']}")
-  if run.get("freeze_dead"):
-    parts.append("--freeze-dead")
-  if run.get("rewind_to_epoch"):
-    parts.append(f"--rewind-to-epoch {run['rewind_to_epoch']}")
-  if run["method"] not in ("adam", *methods.PROJECTIONS):  # the comparators' final pruning
-    parts.append(f"--keep {config_lib.comparator_keep(run):g}")
-  parts.append(f"--epochs {run['epochs']}")
-  if len(methods.of(_config_of(run)).phases(_config_of(run))) > 1:
-    parts.append(f"--retrain-epochs {run['retrain_epochs']}")
-  parts.append(f"--lr {run['lr']:g}")
-  if run.get("lr_schedule", "constant") != "constant":
-    parts.append(f"--lr-schedule {run['lr_schedule']}")
-  if run["batch_size"] != 128:
-    parts.append(f"--batch-size {run['batch_size']}")
-  if run.get("data_dir"):
-    parts.append(f"--data-dir {run['data_dir']}")
-  if not run.get("verify_data", True):
-    parts.append("--no-verify")
-  parts += [f"--seed {seeds}", f"--out {setting['folder'].as_posix()}"]
-  return " ".join(parts)
+  seeds = sorted(r["seed"] for r in setting["runs"])
+  # A run's own settings when it has them: its top level also holds figures
+  # (devices, train_examples) under setting names.
+  saved = run.get("settings") or {k: v for k, v in run.items()
+                                   if k not in ("devices", "train_examples", "test_examples")}
+  config = config_lib.from_settings(
+      saved, out=setting["folder"].as_posix(),
+      layers=tuple(run["layers"]) if run["method"] != "adam" and _layers_flag_needed(run) else None)
+  return config_lib.command(config, verb="sweep", seeds=seeds)
 
 
 def _config_of(run: dict) -> config_lib.RunConfig:

@@ -19,10 +19,11 @@ from sparse_optax import lottery
 from sparse_optax import metrics
 from sparse_optax import models
 from sparse_optax import projections
+from sparse_optax import compaction
 from sparse_optax import pruning
 from sparse_optax import regularizers
 from sparse_optax import structure
-from sparse_optax.compact import compact
+from sparse_optax.compaction import compact
 from sparse_optax.lottery import LotteryTicketState
 from sparse_optax.lottery import lottery_ticket
 from sparse_optax.transforms import ProjectionState
@@ -41,6 +42,7 @@ __all__ = (
     "ProjectionState",
     "apply_mask",
     "compact",
+    "compaction",
     "lottery",
     "lottery_ticket",
     "metrics",

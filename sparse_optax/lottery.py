@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from sparse_optax import selection
 from sparse_optax import transforms
 
 
@@ -75,7 +76,7 @@ def survivors(params, selected=True):
     >>> mask["w"], mask["b"]
     (Array([[False,  True]], dtype=bool), None)
   """
-  flags = transforms.per_leaf(selected, params, name="survivors", what="selected")
+  flags = selection.per_leaf(selected, params, name="survivors", what="selected")
   leaves, treedef = jax.tree_util.tree_flatten(params)
   masks = [leaf != 0 if flag else None for leaf, flag in zip(leaves, flags)]
   return jax.tree_util.tree_unflatten(treedef, masks)
@@ -96,9 +97,7 @@ def rewind(initial_params, mask):
     >>> sparse_optax.lottery.rewind({"w": jnp.array([5.0, 6.0])}, {"w": jnp.array([True, False])})
     {'w': Array([5., 0.], dtype=float32)}
   """
-  return jax.tree.map(
-      lambda m, w: w if m is None else jnp.where(m, w, jnp.zeros_like(w)),
-      mask, initial_params, is_leaf=lambda v: v is None)
+  return selection.masked(initial_params, mask)
 
 
 def retrain_optimizer(inner: optax.GradientTransformation, mask) -> optax.GradientTransformation:
@@ -146,11 +145,6 @@ def _selected_leaves(projection, params) -> list[bool]:
         f"{type(state).__name__}, not a ProjectionState.")
   treedef = jax.tree.structure(params)
   return [search is not None for search in treedef.flatten_up_to(state.searches)]
-
-
-def _masked(tree, mask):
-  return jax.tree.map(lambda m, t: t if m is None else jnp.where(m, t, jnp.zeros_like(t)),
-                      mask, tree, is_leaf=lambda m: m is None)
 
 
 def lottery_ticket(optimizer: optax.GradientTransformation,
@@ -254,7 +248,7 @@ def lottery_ticket(optimizer: optax.GradientTransformation,
           "lottery_ticket needs the parameters: call update(updates, state, params); it "
           "projects params + update at the prune and rewinds the parameters.")
     count = optax.safe_int32_increment(state.count)
-    grads = _masked(updates, state.mask)
+    grads = selection.masked(updates, state.mask)
     if retrain_optimizer is optimizer:
       step, inner = optimizer.update(grads, state.inner, params, **extra_args)
     else:
@@ -262,7 +256,7 @@ def lottery_ticket(optimizer: optax.GradientTransformation,
           count > prune_at,
           lambda: retrain_optimizer.update(grads, state.inner, params, **extra_args),
           lambda: optimizer.update(grads, state.inner, params, **extra_args))
-    step = _masked(step, state.mask)
+    step = selection.masked(step, state.mask)
     rewind_params = state.rewind_params
     if rewind_to > 0:
       rewind_params = lax.cond(count == rewind_to,
@@ -276,7 +270,7 @@ def lottery_ticket(optimizer: optax.GradientTransformation,
       projected, _ = projection.update(reached, projection.init(reached), zeros)
       mask = jax.tree.map(lambda m, p: None if m is None else p != 0, state.mask, projected,
                           is_leaf=lambda m: m is None)
-      rewound = _masked(rewind_params, mask)
+      rewound = selection.masked(rewind_params, mask)
       to_rewound = jax.tree.map(lambda r, p, u: (r - p).astype(u.dtype), rewound, params, step)
       return to_rewound, retrain_optimizer.init(rewound), mask
 

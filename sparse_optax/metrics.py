@@ -376,16 +376,17 @@ def _traced_layers(model, sample_input, step) -> tuple[LayerReport, ...]:
   param_paths = structure.param_paths(model)
   rows = []
   for layer in analysis.layers:
-    leaves = [k for k in range(len(analysis.paths))
-              if analysis.layer_of(k) == layer and structure.dotted(analysis.paths[k]) in param_paths]
+    leaves = [k for k, path in enumerate(analysis.paths)
+              if analysis.layer_of(k) == layer and structure.dotted(path) in param_paths]
     arrays = [np.asarray(analysis.leaves[k], np.float64) for k in leaves]
     values = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
     contractions = [c for c in analysis.contractions if c.layer == layer]
     kernel = next((k for k in leaves if k in analysis.roles), None)
     if kernel is not None:
       shape, kept = np.shape(analysis.leaves[kernel]), analysis.kept[kernel]
-      dead_in, dead_out = (math.prod(shape[a] for a in axes) - math.prod(int(kept[a].sum()) for a in axes)
-                           for axes in analysis.roles[kernel])
+      dead_in, dead_out = (
+          math.prod(shape[a] for a in axes) - math.prod(int(kept[a].sum()) for a in axes)
+          for axes in analysis.roles[kernel])
     elif leaves:  # per-unit parameters (a normalisation): its removable units
       dead_in = dead_out = int((~analysis.kept[leaves[0]][-1]).sum()) if arrays[0].ndim else 0
     else:

@@ -17,14 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparse_optax import lottery
-from sparse_optax import transforms
-from sparse_optax import checks
+from sparse_optax import selection
+from sparse_optax.projections import validation
 
 
 def _selected_leaves(params, selected, mask, fn_name):
-  flags = transforms.per_leaf(selected, params, name=fn_name, what="selected")
+  flags = selection.per_leaf(selected, params, name=fn_name, what="selected")
   leaves, treedef = jax.tree_util.tree_flatten(params)
-  masks = (transforms.per_leaf(mask, params, name=fn_name, what="mask",
+  masks = (selection.per_leaf(mask, params, name=fn_name, what="mask",
                                default=lambda leaf: True)
            if mask is not None else [None] * len(leaves))
   alive = []
@@ -74,7 +74,7 @@ def magnitude_mask(params, fraction, mask=None, *, selected=True):
     Array([[False,  True],
            [ True, False]], dtype=bool)
   """
-  checks.fraction(fraction, "magnitude_mask")
+  validation.fraction(fraction, "magnitude_mask")
   leaves, treedef, alive = _selected_leaves(params, selected, mask, "magnitude_mask")
   chosen = [i for i, a in enumerate(alive) if a is not None]
   if not chosen:
@@ -133,7 +133,7 @@ def prune_by_magnitude(params, *, fraction=None, threshold=None, mask=None, sele
   if fraction is not None:
     new_mask = magnitude_mask(params, fraction, mask, selected=selected)
   else:
-    checks.nonnegative(threshold, "prune_by_magnitude", "threshold")
+    validation.nonnegative(threshold, "prune_by_magnitude", "threshold")
     leaves, treedef, alive = _selected_leaves(params, selected, mask, "prune_by_magnitude")
     new_mask = jax.tree_util.tree_unflatten(treedef, [
         None if a is None else a & (jnp.abs(leaf) > threshold)

@@ -31,9 +31,22 @@ Which leaves, and how they group:
 * ``groups="in"`` (default): one group per input feature, i.e. axis -2 of a
   Flax kernel ``(in, out)`` or ``(kh, kw, in, out)`` is kept and every other
   axis is reduced inside a group; zeroing a group removes an input neuron or
-  channel. ``groups="out"``: one group per output neuron or filter. An explicit
+  channel. ``groups="out"``: one group per output neuron or filter (the last
+  axis). ``groups="heads"``: one group per attention head of Flax's
+  ``nnx.MultiHeadAttention`` kernels (axis 1 of ``query``, ``key``, ``value``
+  ``(in, heads, head_dim)``, axis 0 of ``out`` ``(heads, head_dim, out)``);
+  zeroing a head of ``value`` or ``out`` removes it, of ``query`` or ``key``
+  only makes its scores constant. On other kernels "in" and "out" name the
+  same axes, which may not be units: an ``nnx.Embed`` table
+  ``(vocabulary, features)`` is grouped by token under ``"in"``, a depthwise
+  kernel ``(kh, kw, 1, channels)`` needs ``"out"``.
+* ``groups`` may also be a pytree (or a callable ``(path, leaf)``) giving
+  each leaf a name, the tuple of axes reduced inside one of its groups, or
+  ``None`` (the leaf is not projected):
+  :func:`sparse_optax.structure.groups_of` returns exactly the groups whose
+  zeroing lets :func:`sparse_optax.compact` remove a unit. An explicit
   ``axis=`` (the axes reduced inside a group, as in
-  :mod:`sparse_optax.projections`) overrides both.
+  :mod:`sparse_optax.projections`) overrides ``groups``.
 * ``every=k``: project on every k-th step only (``k = 1`` is Algorithm 1).
 * ``freeze_dead=True``: a group the projection sends to zero stays exactly
   zero for the rest of training (its later updates are masked). With Adam,
@@ -53,11 +66,11 @@ import optax
 from jax import lax
 
 from sparse_optax import projections
+from sparse_optax.selection import GROUPS, group_axes, masked, per_leaf, restructured
 from sparse_optax.projections import validation
 from sparse_optax.projections.warm_start import WarmStart
 
 Eta = Any  # a number, a pytree of numbers/None matching params, or a callable
-GROUPS = ("in", "out")
 
 
 class ProjectionState(NamedTuple):
@@ -80,41 +93,6 @@ class ProjectionState(NamedTuple):
   alive: Any = None
 
 
-def is_kernel(leaf) -> bool:
-  """The default selection: weight matrices and conv kernels, not biases."""
-  return np.ndim(leaf) >= 2
-
-
-def per_leaf(spec, params, *, name: str, what: str, default=is_kernel,
-             is_leaf=lambda v: v is None) -> list:
-  """Resolves ``spec`` into one value per leaf of ``params`` (None = skip).
-
-  ``spec`` is a scalar (applied to every leaf for which ``default(leaf)``), a
-  callable ``(path, leaf) -> value | None``, or a pytree with the structure of
-  ``params`` whose ``None`` leaves skip. A spec leaf may stand for a wrapped
-  parameter (e.g. a Flax ``Variable`` around the array): its path need only
-  be a prefix of the parameter's.
-  """
-  flat, _ = jax.tree_util.tree_flatten_with_path(params)
-  if validation.is_scalar(spec) or isinstance(spec, bool):
-    return [spec if default(leaf) else None for _, leaf in flat]
-  if callable(spec):
-    return [spec(path, leaf) for path, leaf in flat]
-  spec_flat, _ = jax.tree_util.tree_flatten_with_path(spec, is_leaf=is_leaf)
-  keys = lambda path: tuple(str(k) for k in path)
-  mismatched = [(spec_path, param_path) for (spec_path, _), (param_path, _) in zip(spec_flat, flat)
-                if keys(spec_path) != keys(param_path)[:len(spec_path)]]
-  if len(spec_flat) != len(flat) or mismatched:
-    detail = (f"{len(spec_flat)} leaves for {len(flat)} parameters" if len(spec_flat) != len(flat)
-              else f"{jax.tree_util.keystr(mismatched[0][0])} where the parameters have "
-                   f"{jax.tree_util.keystr(mismatched[0][1])}")
-    raise ValueError(
-        f"{name}: the {what} pytree does not match the parameters ({detail}). Give a "
-        f"number, a callable (path, leaf) -> value or None, or a pytree with the "
-        f"parameters' structure (None leaves a leaf alone).")
-  return [value for _, value in spec_flat]
-
-
 def _check_radius(radius, path, name):
   if radius is None:
     return
@@ -132,29 +110,6 @@ def _check_every(every, name):
     return
   if isinstance(every, bool) or int(every) != every or every < 1:
     raise ValueError(f"{name}: every must be a positive integer, got {every!r}.")
-
-
-def group_axes(leaf_shape, groups, axis, path, name) -> tuple[int, ...] | int:
-  """The axes reduced inside one group of a leaf (``groups``: a name or those axes)."""
-  if axis is not None:
-    if isinstance(axis, jax.core.Tracer):
-      raise TypeError(
-          f"{name}: axis must be static; with optax.inject_hyperparams pass "
-          "static_args=('axis', 'every', 'freeze_dead').")
-    return axis
-  if isinstance(groups, tuple):
-    return groups
-  if groups not in GROUPS:
-    raise ValueError(f"{name}: groups must be one of {GROUPS}, a tuple of axes or None, "
-                     f"got {groups!r} for {jax.tree_util.keystr(path)}.")
-  ndim = len(leaf_shape)
-  if ndim < 2:
-    raise ValueError(
-        f"{name}: the leaf {jax.tree_util.keystr(path)} has shape "
-        f"{tuple(leaf_shape)}: groups={groups!r} needs a kernel with at least 2 "
-        "dimensions. Give it eta=None, or an explicit axis=.")
-  kept = ndim - 2 if groups == "in" else ndim - 1
-  return tuple(ax for ax in range(ndim) if ax != kept)
 
 
 def _surviving(projected, axis):
@@ -276,10 +231,7 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
         continue
       if leaf_alive is not None:  # frozen groups get no update, so they stay at 0
         u = jnp.where(leaf_alive, u, jnp.zeros_like(u))
-      # The search as the projection shaped it: a state kept by flax.nnx comes
-      # back with its tuples turned into dicts of the same leaves.
-      search = jax.tree.unflatten(
-          jax.tree.structure(projection.cold(p, **leaf_plan.options)), jax.tree.leaves(search))
+      search = restructured(search, projection.cold(p, **leaf_plan.options))
 
       def projected(u=u, p=p, search=search, leaf_alive=leaf_alive, leaf_plan=leaf_plan):
         target = (p + u).astype(p.dtype)
@@ -352,7 +304,7 @@ def project_l1(eta: Eta = None, *, keep: Eta = None, every: int = 1, freeze_dead
            [0. , 0.5]], dtype=float32)
   """
   validation.method(method, "project_l1")
-  return _projecting_transform("project_l1", projections.L1_BALL, eta, every=every,
+  return _projecting_transform("project_l1", projections.warm.l1_ball, eta, every=every,
                                freeze_dead=freeze_dead, grouped=False, keep=keep, method=method)
 
 
@@ -399,7 +351,7 @@ def project_weighted_l1(eta: Eta, weights, *, every: int = 1, freeze_dead: bool 
            [0., 0.]], dtype=float32)
   """
   validation.method(method, "project_weighted_l1")
-  return _projecting_transform("project_weighted_l1", projections.WEIGHTED_L1_BALL, eta,
+  return _projecting_transform("project_weighted_l1", projections.warm.weighted_l1_ball, eta,
                                every=every, freeze_dead=freeze_dead, grouped=False,
                                weights=weights, method=method)
 
@@ -429,8 +381,9 @@ def project_l21(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=N
       threshold read off its norms. A number, a pytree or a callable, as
       ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept), ``"out"`` (one group per output neuron or filter), or a
-      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      is kept), ``"out"`` (one group per output neuron or filter),
+      ``"heads"`` (one group per attention head), or a pytree or callable of
+      per-leaf groups (a name, the axes reduced inside
       a group, or ``None``), e.g. from
       :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
@@ -457,7 +410,7 @@ def project_l21(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=N
            [0. , 0. ]], dtype=float32)
   """
   validation.method(method, "project_l21")
-  return _projecting_transform("project_l21", projections.L21_BALL, eta, every=every,
+  return _projecting_transform("project_l21", projections.warm.l21_ball, eta, every=every,
                                freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis,
                                keep=keep, method=method)
 
@@ -490,8 +443,9 @@ def project_l11(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=N
       threshold read off its norms. A number, a pytree or a callable, as
       ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept), ``"out"`` (one group per output neuron or filter), or a
-      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      is kept), ``"out"`` (one group per output neuron or filter),
+      ``"heads"`` (one group per attention head), or a pytree or callable of
+      per-leaf groups (a name, the axes reduced inside
       a group, or ``None``), e.g. from
       :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
@@ -519,7 +473,7 @@ def project_l11(eta: Eta = None, *, keep: Eta = None, groups: str = "in", axis=N
            [0., 0.]], dtype=float32)
   """
   validation.method(method, "project_l11")
-  return _projecting_transform("project_l11", projections.L11_BALL, eta, every=every,
+  return _projecting_transform("project_l11", projections.warm.l11_ball, eta, every=every,
                                freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis,
                                keep=keep, method=method)
 
@@ -541,8 +495,9 @@ def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
       ``(path, leaf) -> number | None``. A negative number raises; a traced
       negative radius acts as 0.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept), ``"out"`` (one group per output neuron or filter), or a
-      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      is kept), ``"out"`` (one group per output neuron or filter),
+      ``"heads"`` (one group per attention head), or a pytree or callable of
+      per-leaf groups (a name, the axes reduced inside
       a group, or ``None``), e.g. from
       :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
@@ -566,7 +521,7 @@ def project_l1inf(eta: Eta, *, groups: str = "in", axis=None, every: int = 1,
     Array([[3., 3.],
            [1., 0.]], dtype=float32)
   """
-  return _projecting_transform("project_l1inf", projections.L1INF_BALL, eta, every=every,
+  return _projecting_transform("project_l1inf", projections.warm.l1inf_ball, eta, every=every,
                                freeze_dead=freeze_dead, grouped=True, groups=groups, axis=axis)
 
 
@@ -594,8 +549,9 @@ def project_bilevel_l1inf(eta: Eta = None, *, keep: Eta = None, groups: str = "i
       threshold read off its norms. A number, a pytree or a callable, as
       ``eta``; with ``freeze_dead`` a frozen group counts as removed.
     groups: ``"in"`` (one group per input feature: axis -2 of a Flax kernel
-      is kept), ``"out"`` (one group per output neuron or filter), or a
-      pytree or callable of per-leaf groups (a name, the axes reduced inside
+      is kept), ``"out"`` (one group per output neuron or filter),
+      ``"heads"`` (one group per attention head), or a pytree or callable of
+      per-leaf groups (a name, the axes reduced inside
       a group, or ``None``), e.g. from
       :func:`sparse_optax.structure.groups_of`.
     axis: the axes reduced inside one group, for every selected leaf;
@@ -622,7 +578,7 @@ def project_bilevel_l1inf(eta: Eta = None, *, keep: Eta = None, groups: str = "i
            [1.5, 0. ]], dtype=float32)
   """
   validation.method(method, "project_bilevel_l1inf")
-  return _projecting_transform("project_bilevel_l1inf", projections.BILEVEL_L1INF_BALL, eta,
+  return _projecting_transform("project_bilevel_l1inf", projections.warm.bilevel_l1inf_ball, eta,
                                every=every, freeze_dead=freeze_dead, grouped=True,
                                groups=groups, axis=axis, keep=keep, method=method)
 
@@ -656,9 +612,8 @@ def apply_mask(mask) -> optax.GradientTransformation:
 
   def update_fn(updates, state, params=None):
     del params
-    flat, treedef = jax.tree_util.tree_flatten(updates)
     masks = per_leaf(mask, updates, name="apply_mask", what="mask", default=lambda leaf: True)
-    masked = [u if m is None else jnp.where(m, u, jnp.zeros_like(u)) for m, u in zip(masks, flat)]
-    return jax.tree_util.tree_unflatten(treedef, masked), state
+    treedef = jax.tree.structure(updates)
+    return masked(updates, jax.tree_util.tree_unflatten(treedef, masks)), state
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -74,9 +74,7 @@ GROUP_BALLS = ("l21_ball", "l11_ball", "l1inf_ball", "bilevel_l1inf_ball")
 VECTOR_SETS = ("l1_ball", "weighted_l1_ball", "simplex", "l1_sphere", "l2_ball", "linf_ball")
 SEARCHED = ("l1_ball", "weighted_l1_ball", "simplex", "l1_sphere", "l21_ball", "l11_ball",
             "bilevel_l1inf_ball")
-WARM = {"l1_ball": projections.L1_BALL, "weighted_l1_ball": projections.WEIGHTED_L1_BALL,
-        "l21_ball": projections.L21_BALL, "l11_ball": projections.L11_BALL,
-        "l1inf_ball": projections.L1INF_BALL, "bilevel_l1inf_ball": projections.BILEVEL_L1INF_BALL}
+WARM = {name: getattr(projections.warm, name) for name in projections.warm.__all__}
 
 
 def weights_of(x):

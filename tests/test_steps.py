@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 import sparse_optax
@@ -16,29 +17,45 @@ def _model_and_optimizer():
   return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
-def test_scanned_steps_equal_a_step_by_step_loop_over_the_same_batches(tiny):
+def _conv_model_and_optimizer():
+  rngs = nnx.Rngs(0)
+  model = models.LayerStack([
+      ("conv", models.conv(1, 4, 5, rngs=rngs)), ("pool", models.MaxPool(2)),
+      ("relu", models.ReLU()), ("flatten", models.Flatten()),
+      ("fc", models.linear(12 * 12 * 4, 10, rngs=rngs))])
+  tx = optax.chain(optax.adam(1e-2), sparse_optax.project_l11(3.0))
+  return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+@pytest.mark.parametrize("make", [_model_and_optimizer, _conv_model_and_optimizer])
+def test_compiled_steps_equal_a_step_by_step_loop_over_the_same_batches(tiny, make):
+  """Scanned (dense), or one call per step (convolutions on a CPU): the same."""
   dataset = data.load("mnist", str(tiny), verify=False)
   on_devices = steps.to_devices(dataset, steps.data_mesh(jax.devices()[:1]), 32)
   order = steps.epoch_order(3, 2, len(dataset.train_images), 32)[:5]
 
-  model, optimizer = _model_and_optimizer()
+  model, optimizer = make()
   reference_losses = []
   for index in np.asarray(order):
     x = data.normalise(dataset.train_images[index], dataset.mean, dataset.std)
     reference_losses.append(steps.train_step(model, optimizer, x, dataset.train_labels[index]))
 
-  scanned = _model_and_optimizer()
-  graphdef, state = nnx.split(scanned)
-  state, losses = steps.train_chunk(graphdef, state, order, on_devices)
-  nnx.update(scanned, state)
+  trained = make()
+  losses = steps.train_steps(trained, None, on_devices, order)
 
   np.testing.assert_allclose(losses, np.stack(reference_losses), rtol=1e-5)
-  for ours, reference in zip(jax.tree.leaves(steps.params_of(scanned[0])),
+  for ours, reference in zip(jax.tree.leaves(steps.params_of(trained[0])),
                              jax.tree.leaves(steps.params_of(model))):
-    # Float32 rounding differs between the compiled scan and numpy's
+    # Float32 rounding differs between the compiled steps and numpy's
     # standardisation: a few weights move by ~4e-6 after the projection.
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=2e-5)
     np.testing.assert_array_equal(np.asarray(ours) == 0, np.asarray(reference) == 0)
+
+
+def test_convolutional_models_take_one_call_per_step_on_a_cpu():
+  convolutional = 1 if jax.default_backend() == "cpu" else steps.CHUNK_STEPS
+  assert steps.steps_per_call(_conv_model_and_optimizer()[0]) == convolutional
+  assert steps.steps_per_call(_model_and_optimizer()[0]) == steps.CHUNK_STEPS
 
 
 def test_epoch_order_is_a_permutation_drawn_from_seed_and_epoch():
@@ -57,36 +74,3 @@ def test_evaluation_counts_only_the_real_test_images(tiny):
   x = data.normalise(dataset.test_images, dataset.mean, dataset.std)
   expected = np.mean(np.asarray(jax.numpy.argmax(model(x), -1)) == dataset.test_labels)
   assert steps.evaluate(model, on_devices, 48, len(dataset.test_images)) == expected
-
-
-def _conv_model_and_optimizer():
-  rngs = nnx.Rngs(0)
-  model = models.LayerStack([
-      ("conv", models.conv(1, 4, 5, rngs=rngs)), ("pool", models.MaxPool(2)),
-      ("relu", models.ReLU()), ("flatten", models.Flatten()),
-      ("fc", models.linear(12 * 12 * 4, 10, rngs=rngs))])
-  tx = optax.chain(optax.adam(1e-2), sparse_optax.project_l11(3.0))
-  return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-
-def test_a_convolutional_model_trains_one_step_per_call_on_a_cpu_and_the_same(tiny):
-  """The per-step calls XLA:CPU needs for speed compute what the steps do."""
-  dataset = data.load("mnist", str(tiny), verify=False)
-  on_devices = steps.to_devices(dataset, steps.data_mesh(jax.devices()[:1]), 32)
-  order = steps.epoch_order(3, 2, len(dataset.train_images), 32)[:3]
-  model, optimizer = _conv_model_and_optimizer()
-  assert steps.steps_per_call(model) == (1 if jax.default_backend() == "cpu"
-                                         else steps.CHUNK_STEPS)
-  assert steps.steps_per_call(_model_and_optimizer()[0]) == steps.CHUNK_STEPS
-  reference_losses = []
-  for index in np.asarray(order):
-    x = data.normalise(dataset.train_images[index], dataset.mean, dataset.std)
-    reference_losses.append(steps.train_step(model, optimizer, x, dataset.train_labels[index]))
-
-  trained = _conv_model_and_optimizer()
-  losses = steps.train_steps(trained, None, on_devices, order)
-  np.testing.assert_allclose(losses, np.stack(reference_losses), rtol=1e-5)
-  for ours, reference in zip(jax.tree.leaves(steps.params_of(trained[0])),
-                             jax.tree.leaves(steps.params_of(model))):
-    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=2e-5)
-    np.testing.assert_array_equal(np.asarray(ours) == 0, np.asarray(reference) == 0)

@@ -360,3 +360,20 @@ def test_named_groups_on_other_kernels(shape, groups, kept_axis):
   norms = np.sqrt((np.asarray(new, np.float64) ** 2).sum(axis=other))
   assert norms.sum() == pytest.approx(0.5, rel=1e-5)
   assert (norms == 0).any()  # whole groups along kept_axis vanish
+
+
+def test_heads_group_the_attention_kernels_by_head():
+  rng = np.random.default_rng(9)
+  params = {"attention": {"query": {"kernel": jnp.asarray(rng.normal(size=(8, 4, 6)))},
+                          "out": {"kernel": jnp.asarray(rng.normal(size=(4, 6, 8)))}}}
+  tx = sparse_optax.project_l21(2.0, groups="heads")
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  new = optax.apply_updates(params, updates)
+  for name, heads_axis in (("query", 1), ("out", 0)):
+    kernel = np.asarray(new["attention"][name]["kernel"], np.float64)
+    other = tuple(a for a in range(3) if a != heads_axis)
+    norms = np.sqrt((kernel ** 2).sum(axis=other))
+    assert norms.sum() == pytest.approx(2.0, rel=1e-5) and (norms == 0).any()
+  with pytest.raises(ValueError, match="groups='heads' needs the 3-d kernel"):
+    sparse_optax.project_l21(2.0, groups="heads").init({"fc": {"kernel": jnp.ones((3, 4))}})

@@ -15,12 +15,15 @@ change which entries form a group. None of them knows about layers or Flax.
 For a Flax kernel the group axes follow NumPy reductions: ``axis`` lists the
 axes reduced inside one group, the other axes index the groups.
 
-The upper-case names (``L11_BALL``, ...) are the same projections in
-warm-startable form (:class:`warm_start.WarmStart`): a transformation that
-projects at every step passes each call's search state to the next.
+:mod:`sparse_optax.projections.warm` has the same projections in
+warm-startable form (``warm.l11_ball``, … : :class:`warm_start.WarmStart`
+pairs): a transformation that projects at every step passes each call's
+search state to the next. The upper-case names (``L11_BALL``, ...) are the
+same pairs under their earlier names.
 """
 
 from sparse_optax.projections import validation
+from sparse_optax.projections import warm
 from sparse_optax.projections import warm_start
 from sparse_optax.projections._groups import L11_BALL
 from sparse_optax.projections._groups import L21_BALL
@@ -44,14 +47,7 @@ from sparse_optax.projections._l1inf import bilevel_l1inf_ball
 from sparse_optax.projections._l1inf import l1inf_ball
 
 __all__ = (
-    "BILEVEL_L1INF_BALL",
-    "L11_BALL",
-    "L1INF_BALL",
-    "L1_BALL",
-    "L21_BALL",
-    "WEIGHTED_L1_BALL",
     "bilevel_l1inf_ball",
-    "group_norms",
     "keep_radius",
     "l11_ball",
     "l1_ball",
@@ -61,5 +57,6 @@ __all__ = (
     "l2_ball",
     "linf_ball",
     "simplex",
+    "warm",
     "weighted_l1_ball",
 )

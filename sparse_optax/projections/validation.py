@@ -217,3 +217,32 @@ def vector_call(core, tree, r, fn_name: str, *args, solver: str | None = None):
   if sum(np.size(leaf) for leaf in leaves) == 0:
     return tree
   return core(tree, r, *args) if solver is None else core(tree, r, *args, solver)
+
+
+def static_int(k, fn_name: str, minimum: int = 1) -> int:
+  """``k`` must be a Python (or NumPy) int >= ``minimum``, known at trace time."""
+  if isinstance(k, jax.core.Tracer):
+    raise TypeError(
+        f"{fn_name}: k must be a static Python int (it fixes the shape of the "
+        "search); pass it outside jit, or mark it static.")
+  if isinstance(k, bool) or not isinstance(k, (numbers.Integral, np.integer)):
+    raise TypeError(f"{fn_name}: k must be an int, got {k!r}.")
+  if k < minimum:
+    raise ValueError(f"{fn_name}: k must be >= {minimum}, got {k}.")
+  return int(k)
+
+
+def nonnegative(value, fn_name: str, what: str):
+  """A scalar; when known at trace time, not negative."""
+  if np.ndim(value) != 0:
+    raise ValueError(f"{fn_name}: {what} must be a scalar, got shape {np.shape(value)}.")
+  if not isinstance(value, jax.core.Tracer) and float(value) < 0:
+    raise ValueError(f"{fn_name}: {what} must be >= 0, got {value}.")
+  return value
+
+
+def array_axes(x, axis, fn_name):
+  """``axis`` normalised; ``None`` means every axis (the whole array is one group)."""
+  if axis is None:
+    return tuple(range(x.ndim))
+  return group_axes(axis, x.ndim, fn_name)

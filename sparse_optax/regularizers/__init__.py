@@ -21,9 +21,9 @@ same training loop as the projections. One module per method:
 
 Groups follow :mod:`sparse_optax.projections`: ``axis`` lists the axes reduced
 inside one group, the other axes index the groups; the pytree functions take
-``groups="in"``/``"out"`` like the projecting transformations. The static
-checks they share with :mod:`sparse_optax.pruning` are in
-:mod:`sparse_optax.checks`.
+``groups="in"``/``"out"`` like the projecting transformations. Their leaf
+selection is :mod:`sparse_optax.selection`'s and their static checks are
+:mod:`sparse_optax.projections.validation`'s, as everywhere in the library.
 """
 
 from sparse_optax.pruning import magnitude_mask

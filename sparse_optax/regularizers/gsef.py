@@ -16,10 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sparse_optax import transforms
+from sparse_optax import selection
 from sparse_optax.projections import validation
 from sparse_optax.projections import group_norms
-from sparse_optax import checks
 
 
 def _sorted_magnitudes(v):
@@ -88,7 +87,7 @@ def sparse_envelope(v, k: int) -> jax.Array:
     NeurIPS 2012 (Proposition 2.1); Refael et al. 2022 (GSEF).
   """
   v = validation.float_array(v, "sparse_envelope")
-  k = checks.static_int(k, "sparse_envelope")
+  k = validation.static_int(k, "sparse_envelope")
   return _sparse_envelope(v, k)
 
 
@@ -218,8 +217,8 @@ def ksupport_prox(v, k: int, strength) -> jax.Array:
     and cluster norms", JMLR 2016.
   """
   v = validation.float_array(v, "ksupport_prox")
-  k = checks.static_int(k, "ksupport_prox")
-  checks.nonnegative(strength, "ksupport_prox", "strength")
+  k = validation.static_int(k, "ksupport_prox")
+  validation.nonnegative(strength, "ksupport_prox", "strength")
   flat = v.ravel().astype(validation.compute_dtype(v.dtype))
   if flat.size == 0:
     return v
@@ -247,7 +246,7 @@ def group_sparse_envelope(x, k: int, *, axis=-1) -> jax.Array:
     Array(18., dtype=float32)
   """
   x = validation.float_array(x, "group_sparse_envelope")
-  axes = checks.axes(x, axis, "group_sparse_envelope")
+  axes = validation.array_axes(x, axis, "group_sparse_envelope")
   norms = group_norms(x.astype(validation.compute_dtype(x.dtype)), axes, ord=2)
   return sparse_envelope(norms, k).astype(x.dtype)
 
@@ -306,8 +305,8 @@ def group_sparse_envelope_prox(x, k: int, strength, *, axis=-1) -> jax.Array:
     new generalized group sparse envelope regularization", 2022.
   """
   x = validation.float_array(x, "group_sparse_envelope_prox")
-  k = checks.static_int(k, "group_sparse_envelope_prox")
-  checks.nonnegative(strength, "group_sparse_envelope_prox", "strength")
+  k = validation.static_int(k, "group_sparse_envelope_prox")
+  validation.nonnegative(strength, "group_sparse_envelope_prox", "strength")
   axes = validation.group_axes(axis, x.ndim, "group_sparse_envelope_prox")
   if x.size == 0:
     return x
@@ -347,7 +346,7 @@ def keep_top_groups(x, k: int, *, axis=-1) -> jax.Array:
            [0., 2.]], dtype=float32)
   """
   x = validation.float_array(x, "keep_top_groups")
-  k = checks.static_int(k, "keep_top_groups", minimum=0)
+  k = validation.static_int(k, "keep_top_groups", minimum=0)
   axes = validation.group_axes(axis, x.ndim, "keep_top_groups")
   if x.size == 0:
     return x
@@ -357,8 +356,8 @@ def keep_top_groups(x, k: int, *, axis=-1) -> jax.Array:
 def _resolve_gsef(k, strength, params, groups, axis, name):
   """Per leaf: None to skip, else (k, strength, axes)."""
   flat, _ = jax.tree_util.tree_flatten_with_path(params)
-  ks = transforms.per_leaf(k, params, name=name, what="k")
-  strengths = (transforms.per_leaf(strength, params, name=name, what="strength",
+  ks = selection.per_leaf(k, params, name=name, what="k")
+  strengths = (selection.per_leaf(strength, params, name=name, what="strength",
                                    default=lambda leaf: True)
                if strength is not None else [None] * len(flat))
   plan = []
@@ -368,12 +367,12 @@ def _resolve_gsef(k, strength, params, groups, axis, name):
       continue
     where = f"{name} ({jax.tree_util.keystr(path)})"
     validation.float_array(leaf, where)
-    leaf_k = checks.static_int(leaf_k, where)
+    leaf_k = validation.static_int(leaf_k, where)
     if strength is not None:
       if leaf_strength is None:
         raise ValueError(f"{name}: no strength for {jax.tree_util.keystr(path)}, which has k={leaf_k}.")
-      checks.nonnegative(leaf_strength, where, "strength")
-    plan.append((leaf_k, leaf_strength, checks.leaf_axes(leaf, groups, axis, path, name)))
+      validation.nonnegative(leaf_strength, where, "strength")
+    plan.append((leaf_k, leaf_strength, selection.leaf_axes(leaf, groups, axis, path, name)))
   return plan
 
 
@@ -420,12 +419,12 @@ def gsef(k, strength, *, groups: str = "in", axis=None) -> optax.GradientTransfo
     Array([[1.5, 2. ],
            [0. , 0. ]], dtype=float32)
   """
-  if groups not in transforms.GROUPS:
-    raise ValueError(f"gsef: groups must be one of {transforms.GROUPS}, got {groups!r}.")
+  if groups not in selection.GROUPS:
+    raise ValueError(f"gsef: groups must be one of {selection.GROUPS}, got {groups!r}.")
   if validation.is_scalar(k):
-    checks.static_int(k, "gsef")
+    validation.static_int(k, "gsef")
   if validation.is_scalar(strength):
-    checks.nonnegative(strength, "gsef", "strength")
+    validation.nonnegative(strength, "gsef", "strength")
 
   def init_fn(params):
     _resolve_gsef(k, strength, params, groups, axis, "gsef")

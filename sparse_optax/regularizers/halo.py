@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_optax import transforms
-from sparse_optax import checks
+from sparse_optax import selection
+from sparse_optax.projections import validation
 
 
 def _halo_pairs(params, scales, fn_name):
@@ -62,7 +62,7 @@ def halo_scales(params, value=1.0, *, selected=True):
   """
   if np.ndim(value) != 0 or (not isinstance(value, jax.core.Tracer) and float(value) <= 0):
     raise ValueError(f"halo_scales: value must be a positive scalar, got {value!r}.")
-  flags = transforms.per_leaf(selected, params, name="halo_scales", what="selected")
+  flags = selection.per_leaf(selected, params, name="halo_scales", what="selected")
   leaves, treedef = jax.tree_util.tree_flatten(params)
   scales = [jnp.full(np.shape(leaf), value, jnp.result_type(leaf)) if flag else None
             for leaf, flag in zip(leaves, flags)]
@@ -112,8 +112,8 @@ def halo_penalty(params, scales, xi, psi) -> jax.Array:
     Seto, Wells & Zhang, "HALO: Learning to prune neural networks with
     shrinkage", 2020 (code: github.com/skyler120/sparsity-halo).
   """
-  checks.nonnegative(xi, "halo_penalty", "xi")
-  checks.nonnegative(psi, "halo_penalty", "psi")
+  validation.nonnegative(xi, "halo_penalty", "xi")
+  validation.nonnegative(psi, "halo_penalty", "psi")
   pairs = _halo_pairs(params, scales, "halo_penalty")
   weighted = sum((jnp.sum(jnp.abs(w) / (s * s)) for w, s in pairs), jnp.zeros([]))
   scale_mass = sum((jnp.sum(jnp.abs(s)) for _, s in pairs), jnp.zeros([]))
@@ -145,10 +145,10 @@ def halo_optimal_scales(params, xi, psi, *, selected=True):
     >>> regularizers.halo_optimal_scales({"w": jnp.array([[4.0, 0.0]])}, xi=1.0, psi=1.0)
     {'w': Array([[2., 0.]], dtype=float32)}
   """
-  checks.nonnegative(xi, "halo_optimal_scales", "xi")
+  validation.nonnegative(xi, "halo_optimal_scales", "xi")
   if np.ndim(psi) != 0 or (not isinstance(psi, jax.core.Tracer) and float(psi) <= 0):
     raise ValueError(f"halo_optimal_scales: psi must be a positive scalar, got {psi!r}.")
-  flags = transforms.per_leaf(selected, params, name="halo_optimal_scales", what="selected")
+  flags = selection.per_leaf(selected, params, name="halo_optimal_scales", what="selected")
   leaves, treedef = jax.tree_util.tree_flatten(params)
   scales = [jnp.cbrt(2 * xi * jnp.abs(leaf) / psi).astype(jnp.result_type(leaf)) if flag else None
             for leaf, flag in zip(leaves, flags)]

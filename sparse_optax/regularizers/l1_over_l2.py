@@ -8,10 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_optax import transforms
+from sparse_optax import selection
 from sparse_optax.projections import validation
 from sparse_optax.projections import group_norms
-from sparse_optax import checks
 
 
 def l1_over_l2_penalty(x, *, axis=-1) -> jax.Array:
@@ -46,7 +45,7 @@ def l1_over_l2_penalty(x, *, axis=-1) -> jax.Array:
     ICPR Workshops 2020.
   """
   x = validation.float_array(x, "l1_over_l2_penalty")
-  return _l1_over_l2(x, checks.axes(x, axis, "l1_over_l2_penalty"))
+  return _l1_over_l2(x, validation.array_axes(x, axis, "l1_over_l2_penalty"))
 
 
 @functools.partial(jax.jit, static_argnames="axis")
@@ -83,12 +82,12 @@ def tree_l1_over_l2_penalty(params, *, selected=True, groups: str = "out", axis=
     Array(2.4, dtype=float32)
   """
   flat, _ = jax.tree_util.tree_flatten_with_path(params)
-  flags = transforms.per_leaf(selected, params, name="tree_l1_over_l2_penalty", what="selected")
+  flags = selection.per_leaf(selected, params, name="tree_l1_over_l2_penalty", what="selected")
   total = jnp.zeros([], jnp.result_type(*[leaf for _, leaf in flat], jnp.float32)
                     if flat else jnp.float32)
   for (path, leaf), flag in zip(flat, flags):
     if not flag or np.size(leaf) == 0:
       continue
-    axes = checks.leaf_axes(leaf, groups, axis, path, "tree_l1_over_l2_penalty")
+    axes = selection.leaf_axes(leaf, groups, axis, path, "tree_l1_over_l2_penalty")
     total = total + l1_over_l2_penalty(leaf, axis=axes)
   return total
