@@ -132,6 +132,8 @@ def _resize(module: nnx.Module):
     module.out_features = tuple(shape[batch + inputs:])
   elif isinstance(module, nnx.Linear):
     module.in_features, module.out_features = module.kernel.shape
+  elif isinstance(module, nnx.ConvTranspose):
+    module.in_features, module.out_features = module.kernel.shape[-2:]
   elif isinstance(module, nnx.Conv):
     per_group_in, out = module.kernel.shape[-2:]
     if 1 < module.feature_group_count == module.in_features and per_group_in == 1:  # depthwise

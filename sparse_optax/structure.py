@@ -52,14 +52,14 @@ ELEMENTWISE = frozenset("""
 STRUCTURAL = frozenset("""
     argmax argmin broadcast_in_dim concatenate iota pad reduce_and reduce_max
     reduce_min reduce_or reduce_prod reduce_sum reduce_window_max reduce_window_min
-    reduce_window_sum reshape slice squeeze transpose
+    reduce_window_sum reshape slice split squeeze stack transpose
     """.split())
 CONTRACTIONS = frozenset(("dot_general", "conv_general_dilated"))
 _VIEWS = frozenset(("convert_element_type", "copy", "copy_p", "reduce_precision"))
 _CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr",
           "core_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
           "custom_vjp_call": "call_jaxpr", "custom_vjp_call_jaxpr": "fun_jaxpr",
-          "remat": "jaxpr", "checkpoint": "jaxpr"}
+          "remat": "jaxpr", "remat2": "jaxpr", "checkpoint": "jaxpr"}
 
 
 class _Units:
@@ -306,7 +306,7 @@ class _Tracer:
     elif name in CONTRACTIONS:
       self.contraction(name, params, ins, outs[0])
     else:
-      self.structural(name, params, ins, outs[0])
+      self.structural(name, params, ins, outs)
     self.tape.append((name, params, ins, outs))
     return outs
 
@@ -322,14 +322,34 @@ class _Tracer:
       for t in ins:
         out.dep &= np.broadcast_to(t.nonzero, out.value.shape)
 
-  def structural(self, name, params, ins, out):
-    source = ins[0]
+  def structural(self, name, params, ins, outs):
+    source, out = ins[0], outs[0]
     fn = _surrogate(name, params)
     if name == "iota":
       self.units.pin(np.concatenate(out.axes) if out.axes else np.array([], int))
       return
-    out.dep = _reaches(fn, [t.dep for t in ins])
     pin = self.units.pin
+    if name == "split":  # the pieces' sizes are fixed in the code: the axis stays
+      axis, start = params["axis"], 0
+      for piece in outs:
+        size = piece.value.shape[axis]
+        piece.dep = np.take(source.dep, np.arange(start, start + size), axis=axis)
+        start += size
+        for k, (a, b) in enumerate(zip(source.axes, piece.axes)):
+          if k == axis:
+            pin(np.concatenate([a, b]))
+          else:
+            self.units.union(a, b)
+      return
+    out.dep = _reaches(fn, [t.dep for t in ins])
+    if name == "stack":  # the new axis indexes the operands
+      axis = params["axis"]
+      pin(out.axes[axis])
+      rest = [a for k, a in enumerate(out.axes) if k != axis]
+      for t in ins:
+        for a, b in zip(t.axes, rest):
+          self.units.union(a, b)
+      return
     if name in ("broadcast_in_dim",):
       for k, d in enumerate(params["broadcast_dimensions"]):
         if source.value.shape[k] == out.value.shape[d]:
@@ -436,6 +456,12 @@ class _Tracer:
       free = [lhs.axes[k] for k in lfree] + [rhs.axes[k] for k in rfree]
       for a, b in zip(free, out.axes[len(lb):]):
         union(a, b)
+      if lhs.view is None and rhs.view is None:
+        # A product of two activations (attention's scores and values): code
+        # such as a 1/sqrt(head_dim) scale or a shape check may read the
+        # sizes of the contracted and free axes; only the batch (head) axes go.
+        pin(np.concatenate([lhs.axes[k] for k in (*lc, *lfree)]
+                           + [rhs.axes[k] for k in (*rc, *rfree)] + [np.array([], int)]))
       param_axes = (rc, rfree) if rhs.view is not None else (lc, lfree)
     else:
       lhs_spec, rhs_spec, out_spec = params["dimension_numbers"]
@@ -459,6 +485,8 @@ class _Tracer:
                             out.axes[out_spec[1]]]))
       for k in lhs_spec[2:]:
         pin(lhs.axes[k])
+      for k in rhs_spec[2:]:  # the taps: the code fixes the kernel size
+        pin(rhs.axes[k])
       for k in out_spec[2:]:
         pin(out.axes[k])
       param_axes = ((rhs_spec[1],), (rhs_spec[0],))
@@ -501,9 +529,11 @@ class _Tracer:
       ones = [np.ones(t.value.shape, bool) for t in ins]
       return [_pulls(fn, [ones[0], rhs.nonzero], out_needed, 0) & ~constant_zero[0],
               _pulls(fn, [lhs.nonzero, ones[1]], out_needed, 1) & ~constant_zero[1]]
+    if name == "split":
+      return [np.concatenate(needed, axis=params["axis"])]
     masks = [np.ones(t.value.shape, bool) for t in ins]
     first = _pulls(fn, masks, out_needed, 0)
-    if name == "concatenate":
+    if name in ("concatenate", "stack"):
       return [_pulls(fn, masks, out_needed, k) for k in range(len(ins))]
     return [first] + [np.asarray(out_needed.any())] * (len(ins) - 1)
 
@@ -561,7 +591,10 @@ def analyze(model: nnx.Module, sample_input) -> Analysis:
   x_shape = closed.in_avals[-1].shape
   x = tracer.tensor(np.zeros(x_shape, closed.in_avals[-1].dtype), True, "", pinned=True)
   outputs = tracer.run(closed.jaxpr, closed.consts, leaf_tensors + [x])
-  for t in outputs:
+  used = {id(t) for _, _, ins, _ in tracer.tape for t in ins}
+  # The outputs stay; so does a leaf the forward pass never reads (a head used
+  # only in training, say): nothing here says what its axes mean.
+  for t in outputs + [t for t in leaf_tensors if id(t) not in used]:
     tracer.units.pin(np.concatenate(t.axes) if t.axes else np.array([], int))
   tracer.backward(outputs)
 
@@ -614,12 +647,22 @@ def analyze(model: nnx.Module, sample_input) -> Analysis:
 
 
 def _maccs(name, params, lhs_shape, rhs_shape, out_shape) -> int:
-  """Multiply-accumulates of one contraction, from (possibly reduced) axis sizes."""
+  """Multiply-accumulates of one contraction, from (possibly reduced) axis sizes.
+
+  A convolution counts every tap at every output position, padding included
+  (the paper's count), except for an input dilated by ``lhs_dilation`` (a
+  transposed convolution): there only the products with real inputs count,
+  not those with the zeros inserted between them.
+  """
   if name == "dot_general":
     (lc, _), _ = params["dimension_numbers"]
     return math.prod(out_shape) * math.prod(lhs_shape[k] for k in lc)
   _, rhs_spec, _ = params["dimension_numbers"]
-  return math.prod(out_shape) * math.prod(rhs_shape[k] for k in rhs_spec[1:])
+  if all(d == 1 for d in params["lhs_dilation"]):
+    return math.prod(out_shape) * math.prod(rhs_shape[k] for k in rhs_spec[1:])
+  products = _surrogate(name, params)(jnp.ones(lhs_shape, jnp.float32),
+                                      jnp.ones(rhs_shape, jnp.float32))
+  return int(round(float(jnp.sum(products))))
 
 
 def param_paths(model: nnx.Module) -> set[str]:

@@ -243,6 +243,7 @@ def test_a_constant_non_zero_unit_is_kept():
   assert report.total.maccs_effective == report.total.maccs_dense
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape,kind", [((1, 784), "lenet"), ((1, 28, 28, 1), "net4")])
 def test_the_trace_agrees_with_the_layer_stack_analysis(shape, kind):
   """Fan-out zeros, where both analyses apply, give the same effective MACCs."""
@@ -377,3 +378,79 @@ def test_heads_group_the_attention_kernels_by_head():
     assert norms.sum() == pytest.approx(2.0, rel=1e-5) and (norms == 0).any()
   with pytest.raises(ValueError, match="groups='heads' needs the 3-d kernel"):
     sparse_optax.project_l21(2.0, groups="heads").init({"fc": {"kernel": jnp.ones((3, 4))}})
+
+
+class TwoConvolutions(nnx.Module):
+
+  def __init__(self, *, rngs):
+    self.conv1 = nnx.Conv(2, 3, (3, 3), rngs=rngs)
+    self.conv2 = nnx.Conv(3, 2, (3, 3), rngs=rngs)
+
+  def __call__(self, x):
+    return self.conv2(nnx.relu(self.conv1(x)))
+
+
+def test_a_row_of_zero_taps_is_not_a_unit():
+  model = TwoConvolutions(rngs=nnx.Rngs(0))
+  model.conv1.kernel[...] = model.conv1.kernel[...].at[1].set(0.0)  # the middle row of taps
+  x = jax.random.normal(jax.random.key(10), (2, 6, 6, 2))
+  report = metrics.report(model, x)
+  assert report.total.maccs_dense == report.total.maccs_effective == 9 * (2 * 3 + 3 * 2) * 36
+  assert_same_function(model, sparse_optax.compact(model, x), x)
+
+
+def test_a_head_dimension_stays_whatever_its_weights():
+  """Flax's attention checks that query and value agree and scales by their size."""
+  model = Attention(rngs=nnx.Rngs(0))
+  zero_inputs(model.attention.out, [1], axis=1)  # one head dimension of every head
+  x = jax.random.normal(jax.random.key(11), (2, 5, 8))
+  report = metrics.report(model, x)
+  assert report.total.maccs_effective == report.total.maccs_dense
+  assert_same_function(model, sparse_optax.compact(model, x), x)
+
+
+def test_a_transposed_convolution_counts_only_products_with_real_inputs():
+  model = nnx.ConvTranspose(4, 3, (2, 2), strides=(2, 2), rngs=nnx.Rngs(0))
+  report = metrics.report(model, jnp.ones((1, 4, 4, 4)))
+  assert report.total.maccs_dense == 16 * 4 * 4 * 3  # each input position, 2x2 taps, 4 -> 3
+
+
+def test_a_parameter_the_forward_pass_never_reads_is_kept():
+
+  class WithAuxiliary(nnx.Module):
+
+    def __init__(self, *, rngs):
+      self.fc1 = nnx.Linear(4, 6, rngs=rngs)
+      self.fc2 = nnx.Linear(6, 2, rngs=rngs)
+      self.auxiliary = nnx.Linear(6, 3, rngs=rngs)  # used in training only, say
+
+    def __call__(self, x):
+      return self.fc2(nnx.relu(self.fc1(x)))
+
+  model = WithAuxiliary(rngs=nnx.Rngs(0))
+  zero_inputs(model.fc2, [0])
+  small = sparse_optax.compact(model, jnp.ones((1, 4)))
+  assert small.auxiliary.kernel.shape == (6, 3)
+  assert small.fc1.kernel.shape == (4, 5)
+
+
+def test_split_stack_and_rematerialisation_are_followed():
+
+  class Branches(nnx.Module):
+
+    def __init__(self, *, rngs):
+      self.fc1 = nnx.Linear(4, 6, rngs=rngs)
+      self.fc2 = nnx.Linear(3, 2, rngs=rngs)
+
+    @nnx.remat
+    def __call__(self, x):
+      left, right = jnp.split(nnx.relu(self.fc1(x)), 2, axis=-1)
+      return jnp.stack([self.fc2(left), self.fc2(right)], axis=-1).sum(-1)
+
+  model = Branches(rngs=nnx.Rngs(0))
+  zero_inputs(model.fc2, [0])  # would remove unit 0 of each half: the split fixes the sizes
+  x = jax.random.normal(jax.random.key(12), (2, 4))
+  report = metrics.report(model, x)
+  assert report.total.maccs_dense == 4 * 6 + 2 * 3 * 2
+  assert report.total.maccs_effective == report.total.maccs_dense
+  assert_same_function(model, sparse_optax.compact(model, x), x)
