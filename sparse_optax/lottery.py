@@ -29,6 +29,7 @@ import optax
 from jax import lax
 
 from sparse_optax import selection
+from sparse_optax.projections import validation
 from sparse_optax import transforms
 
 
@@ -243,10 +244,8 @@ def lottery_ticket(optimizer: optax.GradientTransformation,
                               rewind_params=jax.tree.map(jnp.asarray, params), mask=mask)
 
   def update_fn(updates, state, params=None, **extra_args):
-    if params is None:
-      raise ValueError(
-          "lottery_ticket needs the parameters: call update(updates, state, params); it "
-          "projects params + update at the prune and rewinds the parameters.")
+    validation.require_params(params, "lottery_ticket", "it projects params + update at the "
+                              "prune and rewinds the parameters.")
     count = optax.safe_int32_increment(state.count)
     grads = selection.masked(updates, state.mask)
     if retrain_optimizer is optimizer:

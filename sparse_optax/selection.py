@@ -8,6 +8,8 @@ callable ``(path, leaf)``: :func:`per_leaf`), group a kernel the same way
 
 from __future__ import annotations
 
+from typing import Any, Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,6 +60,52 @@ def per_leaf(spec, params, *, name: str, what: str, default=is_kernel,
   return [value for _, value in spec_flat]
 
 
+class LeafPlan(NamedTuple):
+  """What a transformation does to one selected leaf.
+
+  Attributes:
+    amount: the number resolved for the leaf (a radius, a count of groups).
+    options: the keyword arguments of the leaf's function (its group axes...).
+  """
+
+  amount: Any
+  options: dict
+
+
+def _is_plan(value) -> bool:
+  return value is None or isinstance(value, LeafPlan)
+
+
+def leaf_plans(params, resolve: Callable[..., LeafPlan | None], *values: list):
+  """``resolve(path, leaf, *its values)`` on every leaf, in ``params``' structure.
+
+  Args:
+    params: the parameters.
+    resolve: returns the leaf's :class:`LeafPlan`, or None to leave it alone.
+    *values: lists with one value per leaf, as :func:`per_leaf` returns them.
+  """
+  treedef = jax.tree.structure(params)
+  return jax.tree_util.tree_map_with_path(
+      resolve, params, *(jax.tree.unflatten(treedef, column) for column in values))
+
+
+def map_planned(fn: Callable, plans, *trees, unplanned: Callable = lambda leaf, *_: leaf):
+  """``fn(plan, *leaves)`` where a leaf has a plan, ``unplanned(*leaves)`` elsewhere.
+
+  ``trees`` have ``plans``' structure down to its leaves; theirs may be whole
+  subtrees there (a search state), or None.
+  """
+  return jax.tree.map(
+      lambda plan, *leaves: unplanned(*leaves) if plan is None else fn(plan, *leaves),
+      plans, *trees, is_leaf=_is_plan)
+
+
+def check_groups(groups, name: str) -> None:
+  """Refuses a grouping that is not one of :data:`GROUPS`."""
+  if groups not in GROUPS:
+    raise ValueError(f"{name}: groups must be one of {GROUPS}, got {groups!r}.")
+
+
 def _module_name(path) -> str:
   names = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
   if names and names[-1] == "value":
@@ -104,8 +152,7 @@ def group_axes(leaf_shape, groups, axis, path, name) -> tuple[int, ...] | int:
 
 def leaf_axes(leaf, groups, axis, path, fn_name):
   """The group axes of one pytree leaf, from ``groups="in"``/``"out"`` or ``axis``."""
-  if groups not in GROUPS:
-    raise ValueError(f"{fn_name}: groups must be one of {GROUPS}, got {groups!r}.")
+  check_groups(groups, fn_name)
   axes = group_axes(np.shape(leaf), groups, axis, path, fn_name)
   return validation.group_axes(axes, np.ndim(leaf), f"{fn_name} ({jax.tree_util.keystr(path)})")
 

@@ -66,7 +66,8 @@ import optax
 from jax import lax
 
 from sparse_optax import projections
-from sparse_optax.selection import GROUPS, group_axes, masked, per_leaf, restructured
+from sparse_optax.selection import (LeafPlan, check_groups, group_axes, leaf_plans, map_planned, masked,
+                                    per_leaf, restructured)
 from sparse_optax.projections import validation
 from sparse_optax.projections.warm_start import WarmStart
 
@@ -120,11 +121,12 @@ def _surviving(projected, axis):
   return jnp.broadcast_to(jnp.any(nonzero, axis=axis, keepdims=True), projected.shape)
 
 
-class _LeafPlan(NamedTuple):
-  """How one leaf is projected: its radius and the projection's keyword arguments."""
+class _Projected(NamedTuple):
+  """One leaf after a step: its update, its search state and its surviving groups."""
 
-  radius: Any
-  options: dict
+  update: Any
+  search: Any
+  alive: Any
 
 
 def _check_keep(keep, path, name):
@@ -145,8 +147,8 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
   ``round(keep × groups)`` of its groups survive: the projection then takes
   that count, ``by_rank`` (see :func:`sparse_optax.projections.keep_radius`).
   """
-  if grouped and isinstance(groups, str) and groups not in GROUPS:
-    raise ValueError(f"{name}: groups must be one of {GROUPS}, got {groups!r}.")
+  if grouped and isinstance(groups, str):
+    check_groups(groups, name)
   if (eta is None) == (keep is None):
     raise ValueError(f"{name}: give eta (a radius) or keep (a fraction of the groups to "
                      f"keep){', not both' if keep is not None else ''}.")
@@ -159,102 +161,86 @@ def _projecting_transform(name: str, projection: WarmStart, eta: Eta, *, every, 
     _check_keep(keep, (), name)
   by_rank = keep is not None
 
-  def plan(params) -> list[_LeafPlan | None]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+  def resolve(path, leaf, spec, leaf_weights, group) -> LeafPlan | None:
+    (_check_keep if by_rank else _check_radius)(spec, path, name)
+    if spec is None or np.size(leaf) == 0 or (grouped and group is None and axis is None):
+      return None
+    where = f"{name} ({jax.tree_util.keystr(path)})"
+    validation.float_array(leaf, where)
+    kwargs = dict(options)
+    if grouped:
+      axes = group_axes(np.shape(leaf), group, axis, path, name)
+      kwargs["axis"] = validation.group_axes(axes, np.ndim(leaf), where)
+    if weights is not None:
+      if leaf_weights is None:
+        raise ValueError(f"{name}: no weights for {jax.tree_util.keystr(path)}.")
+      kwargs["weights"] = validation.weights(leaf_weights, np.shape(leaf), name)
+    if not by_rank:
+      return LeafPlan(spec, kwargs)
+    kwargs["by_rank"] = True
+    count = (projections.group_count(np.shape(leaf), kwargs["axis"]) if grouped
+             else int(np.size(leaf)))
+    return LeafPlan(projections.kept_count(spec, count), kwargs)
+
+  def plan(params):
+    count = len(jax.tree.leaves(params))
     specs = per_leaf(keep if by_rank else eta, params, name=name,
                      what="keep" if by_rank else "eta")
     leaf_weights = (per_leaf(weights, params, name=name, what="weights",
                              default=lambda leaf: True)
-                    if weights is not None else [None] * len(flat))
-    leaf_groups = ([groups] * len(flat) if isinstance(groups, str) or not grouped else
+                    if weights is not None else [None] * count)
+    leaf_groups = ([groups] * count if isinstance(groups, str) or not grouped else
                    per_leaf(groups, params, name=name, what="groups",
                             is_leaf=lambda v: v is None or isinstance(v, (str, tuple))))
-    plans = []
-    for (path, leaf), spec, w, group in zip(flat, specs, leaf_weights, leaf_groups):
-      (_check_keep if by_rank else _check_radius)(spec, path, name)
-      if spec is None or np.size(leaf) == 0 or (grouped and group is None and axis is None):
-        plans.append(None)
-        continue
-      where = f"{name} ({jax.tree_util.keystr(path)})"
-      validation.float_array(leaf, where)
-      kwargs = dict(options)
-      if grouped:
-        axes = group_axes(np.shape(leaf), group, axis, path, name)
-        kwargs["axis"] = validation.group_axes(axes, np.ndim(leaf), where)
-      if weights is not None:
-        if w is None:
-          raise ValueError(f"{name}: no weights for {jax.tree_util.keystr(path)}.")
-        kwargs["weights"] = validation.weights(w, np.shape(leaf), name)
-      radius = spec
-      if by_rank:
-        kwargs["by_rank"] = True
-        count = (projections.group_count(np.shape(leaf), kwargs["axis"]) if grouped
-                 else int(np.size(leaf)))
-        radius = projections.kept_count(spec, count)
-      plans.append(_LeafPlan(radius, kwargs))
-    return plans
+    return leaf_plans(params, resolve, specs, leaf_weights, leaf_groups)
+
+  nothing = lambda *_: None
 
   def init_fn(params):
-    treedef = jax.tree.structure(params)
-    plans, leaves = plan(params), jax.tree.leaves(params)
-    searches = [None if leaf_plan is None else projection.cold(leaf, **leaf_plan.options)
-                for leaf_plan, leaf in zip(plans, leaves)]
-    alive = None
-    if freeze_dead:
-      alive = jax.tree.unflatten(treedef, [
-          None if leaf_plan is None else jnp.ones(np.shape(leaf), bool)
-          for leaf_plan, leaf in zip(plans, leaves)])
-    return ProjectionState(count=jnp.zeros([], jnp.int32),
-                           searches=jax.tree.unflatten(treedef, searches), alive=alive)
+    plans = plan(params)
+    searches = map_planned(lambda leaf_plan, leaf: projection.cold(leaf, **leaf_plan.options),
+                           plans, params, unplanned=nothing)
+    alive = (map_planned(lambda _, leaf: jnp.ones(np.shape(leaf), bool), plans, params,
+                         unplanned=nothing) if freeze_dead else None)
+    return ProjectionState(count=jnp.zeros([], jnp.int32), searches=searches, alive=alive)
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    if params is None:
-      raise ValueError(
-          f"{name} needs the parameters: call update(updates, state, params). "
-          "It projects params + updates, so it must be the last "
-          "transformation of the chain, e.g. optax.chain(optax.adam(lr), "
-          f"sparse_optax.{name}(eta)).")
+    validation.require_params(
+        params, name, "it projects params + updates, so it must be the last transformation "
+        f"of the chain, e.g. optax.chain(optax.adam(lr), sparse_optax.{name}(eta)).")
     count = optax.safe_int32_increment(state.count)
-    flat_updates, treedef = jax.tree_util.tree_flatten(updates)
-    flat_params = treedef.flatten_up_to(params)
-    flat_searches = treedef.flatten_up_to(state.searches)
-    flat_alive = (treedef.flatten_up_to(state.alive) if freeze_dead
-                  else [None] * len(flat_updates))
-    new_updates, searches, alive = [], [], []
-    for leaf_plan, u, p, search, leaf_alive in zip(plan(params), flat_updates, flat_params,
-                                                   flat_searches, flat_alive):
-      if leaf_plan is None:
-        new_updates.append(u)
-        searches.append(None)
-        alive.append(None)
-        continue
+    plans = plan(params)
+
+    def step(leaf_plan, u, p, search, leaf_alive):
       if leaf_alive is not None:  # frozen groups get no update, so they stay at 0
         u = jnp.where(leaf_alive, u, jnp.zeros_like(u))
       search = restructured(search, projection.cold(p, **leaf_plan.options))
 
-      def projected(u=u, p=p, search=search, leaf_alive=leaf_alive, leaf_plan=leaf_plan):
+      def projected():
         target = (p + u).astype(p.dtype)
-        result, search = projection.project(target, leaf_plan.radius, search,
-                                            **leaf_plan.options)
+        result, new_search = projection.project(target, leaf_plan.amount, search,
+                                                **leaf_plan.options)
+        new_alive = leaf_alive
         if leaf_alive is not None:
-          leaf_alive = leaf_alive & _surviving(result, leaf_plan.options.get("axis"))
-        return (result - p).astype(u.dtype), search, leaf_alive
+          new_alive = leaf_alive & _surviving(result, leaf_plan.options.get("axis"))
+        return _Projected((result - p).astype(u.dtype), new_search, new_alive)
 
       if isinstance(every, int) and every == 1:
-        u, search, leaf_alive = projected()
-      else:
-        # Not optax.conditionally_transform: with freeze_dead the mask above
-        # must also apply on the steps that do not project.
-        u, search, leaf_alive = lax.cond(count % every == 0, projected,
-                                         lambda u=u, s=search, a=leaf_alive: (u, s, a))
-      new_updates.append(u)
-      searches.append(search)
-      alive.append(leaf_alive)
-    new_state = ProjectionState(
-        count=count, searches=jax.tree_util.tree_unflatten(treedef, searches),
-        alive=jax.tree_util.tree_unflatten(treedef, alive) if freeze_dead else None)
-    return jax.tree_util.tree_unflatten(treedef, new_updates), new_state
+        return projected()
+      # Not optax.conditionally_transform: with freeze_dead the mask above
+      # must also apply on the steps that do not project.
+      return lax.cond(count % every == 0, projected,
+                      lambda: _Projected(u, search, leaf_alive))
+
+    alive = state.alive if freeze_dead else map_planned(nothing, plans, unplanned=nothing)
+    results = map_planned(step, plans, updates, params, state.searches, alive,
+                          unplanned=lambda u, *_: _Projected(u, None, None))
+    field = lambda i: jax.tree.map(lambda r: r[i], results,
+                                   is_leaf=lambda v: isinstance(v, _Projected))
+    new_state = ProjectionState(count=count, searches=field(1),
+                                alive=field(2) if freeze_dead else None)
+    return field(0), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

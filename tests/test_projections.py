@@ -338,3 +338,17 @@ def test_warm_start_from_any_state_gives_the_same_projection(name, x64):
                 jax.tree.map(lambda s: jnp.asarray(rng.uniform(0, 3, s.shape)), solved)]:
     got, _ = warm.project(jnp.asarray(x), r, start, **options)
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_l1inf_ball_leaves_a_point_of_its_boundary_in_place(x64):
+  # Found by the idempotence property: the group (356834.88, 356834.88) ties at
+  # its maximum, and the levels of a point an ulp outside the ball round onto
+  # it. The Newton step must still see that group's mass, not drop it to 0.
+  x = np.zeros((2, 3, 4))
+  x[0, 0, 0], x[0, 1, :2], x[0, 2, 2] = -670731.0, [-556569.8263685431, -450993.921875], -347745.0
+  r = 787522.9131842715
+  p = np.asarray(projections.l1inf_ball(jnp.asarray(x), r, axis=(0, 2)))
+  np.testing.assert_allclose(p, numpy_reference.l1inf_ball(x, r, axis=(0, 2)), atol=1e-9)
+  again = np.asarray(projections.l1inf_ball(jnp.asarray(p), r, axis=(0, 2)))
+  np.testing.assert_allclose(again, numpy_reference.l1inf_ball(p, r, axis=(0, 2)), atol=1e-9)
+  np.testing.assert_allclose(again, p, atol=1e-9)

@@ -7,8 +7,6 @@ remaining axes index the groups. For a Flax ``Dense`` kernel ``(in, out)``,
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -26,7 +24,7 @@ def validated_group_call(core, x, radius, axis, fn_name, **options):
     validation.method(options["method"], fn_name)
   if x.size == 0:
     return x
-  return core(x, radius, axes, **options)
+  return core(x, radius, axis=axes, **options)
 
 
 def group_norms(v, axis, ord):
@@ -67,20 +65,13 @@ def _l21_ball_from(x, radius, start, axis, method="auto", by_rank=False):
   return projected.astype(x.dtype), theta
 
 
-@functools.partial(jax.jit, static_argnames=("axis", "method"))
-def _l21_ball(x, radius, axis, method):
-  return _l21_ball_from(x, radius, None, axis, method)[0]
-
-
 def outer_cold(x, axis, method="auto", by_rank=False):
   """Cold search state (NaN) of a threshold over all groups: one value per array."""
   del method, by_rank  # every search starts from the same cold state
   return jnp.full((1,) * x.ndim, jnp.nan, validation.compute_dtype(x.dtype))
 
 
-L21_BALL = warm_start.WarmStart(
-    cold=outer_cold,
-    project=jax.jit(_l21_ball_from, static_argnames=("axis", "method", "by_rank")))
+L21_BALL, _l21_ball = warm_start.ball(_l21_ball_from, outer_cold, ("axis", "method", "by_rank"))
 
 
 def l21_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:
@@ -135,16 +126,14 @@ def _l11_ball_from(x, radius, starts, axis, method="auto", by_rank=False):
   return projected.astype(x.dtype), (theta, inner)
 
 
-@functools.partial(jax.jit, static_argnames=("axis", "method"))
-def _l11_ball(x, radius, axis, method):
-  return _l11_ball_from(x, radius, None, axis, method)[0]
+def _l11_cold(x, axis, method="auto", by_rank=False):
+  """Cold search states: the outer threshold's and one inner threshold per group."""
+  return (outer_cold(x, axis, method, by_rank),
+          jnp.full(warm_start.kept_shape(x.shape, axis), jnp.nan,
+                   validation.compute_dtype(x.dtype)))
 
 
-L11_BALL = warm_start.WarmStart(
-    cold=lambda x, axis, method="auto", by_rank=False: (
-        outer_cold(x, axis), jnp.full(warm_start.kept_shape(x.shape, axis), jnp.nan,
-                                      validation.compute_dtype(x.dtype))),
-    project=jax.jit(_l11_ball_from, static_argnames=("axis", "method", "by_rank")))
+L11_BALL, _l11_ball = warm_start.ball(_l11_ball_from, _l11_cold, ("axis", "method", "by_rank"))
 
 
 def l11_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:

@@ -63,7 +63,7 @@ def shifted_simplex_magnitudes(a, radius, top, total, unshifted, start, method, 
   return lax.cond(unshifted, lambda: solve(a), shifted)
 
 
-def _l1_ball_from(x, radius, start, method, by_rank=False):
+def _l1_ball_from(x, radius, start, method="auto", by_rank=False):
   dtype = validation.compute_dtype(x.dtype)
   flat = x.reshape(-1).astype(dtype)
   a = jnp.abs(flat)
@@ -89,18 +89,12 @@ def _l1_ball_from(x, radius, start, method, by_rank=False):
   return projected.reshape(x.shape).astype(x.dtype), theta
 
 
-@functools.partial(jax.jit, static_argnames="method")
-def _l1_ball(tree, radius, method):
-  flat, unravel = flatten_util.ravel_pytree(tree)
-  return unravel(_l1_ball_from(flat, radius, None, method)[0])
+def _scalar_cold(x, *_, **__):
+  """Cold search state of one threshold over a whole vector."""
+  return jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype))
 
 
-L1_BALL = warm_start.WarmStart(
-    cold=lambda x, method="auto", by_rank=False: jnp.full((1,), jnp.nan,
-                                                          validation.compute_dtype(x.dtype)),
-    project=jax.jit(lambda x, radius, start, method="auto", by_rank=False:
-                    _l1_ball_from(x, radius, start, method, by_rank),
-                    static_argnames=("method", "by_rank")))
+L1_BALL, _l1_ball = warm_start.ball(_l1_ball_from, _scalar_cold, ("method", "by_rank"), vector=True)
 
 
 def l1_ball(x, radius, *, method: str = "auto"):
@@ -236,10 +230,10 @@ def simplex(x, radius=1.0, *, method: str = "auto"):
   return validation.vector_call(_simplex, x, radius, "simplex", solver=method)
 
 
-def _weighted_l1_ball_from(x, radius, weights, start, method):
+def _weighted_l1_ball_from(x, radius, start, weights, method="auto"):
   dtype = validation.compute_dtype(x.dtype)
   flat = x.reshape(-1).astype(dtype)
-  w = jnp.maximum(weights.reshape(-1).astype(dtype), 0)
+  w = jnp.maximum(jnp.asarray(weights).reshape(-1).astype(dtype), 0)
   r = jnp.maximum(jnp.asarray(radius, dtype), 0)
   a = jnp.abs(flat)
   theta = _threshold.weighted_l1_threshold(a, w, r, (0,), method, start)
@@ -251,19 +245,8 @@ def _weighted_l1_ball_from(x, radius, weights, start, method):
   return projected.reshape(x.shape).astype(x.dtype), theta
 
 
-@functools.partial(jax.jit, static_argnames="method")
-def _weighted_l1_ball(tree, radius, weights, method):
-  flat, unravel = flatten_util.ravel_pytree(tree)
-  flat_weights, _ = flatten_util.ravel_pytree(weights)
-  return unravel(_weighted_l1_ball_from(flat, radius, flat_weights, None, method)[0])
-
-
-WEIGHTED_L1_BALL = warm_start.WarmStart(
-    cold=lambda x, weights, method="auto": jnp.full((1,), jnp.nan, validation.compute_dtype(x.dtype)),
-    project=jax.jit(
-        lambda x, radius, start, weights, method="auto":
-        _weighted_l1_ball_from(x, radius, jnp.asarray(weights), start, method),
-        static_argnames="method"))
+WEIGHTED_L1_BALL, _weighted_l1_ball = warm_start.ball(_weighted_l1_ball_from, _scalar_cold,
+                                                      ("method",), vector=True)
 
 
 def weighted_l1_ball(x, radius, weights, *, method: str = "auto"):

@@ -119,8 +119,10 @@ def _l1inf_levels(a, radius, start, axis):
 
   def step(state):
     it, lam, levels, _ = state
-    clipped, counts = _threshold.excess_and_slope(a, None, levels, axis)
-    new_lam, new_levels = _levels_from_tangents(clipped + counts * levels, counts, radius)
+    # Left tangents here too: a level can round onto a group's largest
+    # entries (when λ / k is below the level's ulp), where the right tangent
+    # is flat and would read as a group without mass, sent to 0.
+    new_lam, new_levels = _levels_from_tangents(*_left_tangents(a, levels, axis), radius)
     # The step is kept even when λ does not rise: in exact arithmetic that
     # happens once no active set changes, and the new levels are then the old
     # ones; in float32 λ can round an ulp below the last one while the levels
@@ -162,16 +164,12 @@ def _l1inf_ball_from(x, radius, start, axis):
   return projected.astype(x.dtype), levels
 
 
-@functools.partial(jax.jit, static_argnames="axis")
-def _l1inf_ball(x, radius, axis):
-  return _l1inf_ball_from(x, radius, None, axis)[0]
+def _l1inf_cold(x, axis):
+  """Cold search state: every group's level at +inf."""
+  return jnp.full(warm_start.kept_shape(x.shape, axis), jnp.inf, validation.compute_dtype(x.dtype))
 
 
-L1INF_BALL = warm_start.WarmStart(
-    cold=lambda x, axis: jnp.full(warm_start.kept_shape(x.shape, axis), jnp.inf,
-                                  validation.compute_dtype(x.dtype)),
-    project=jax.jit(lambda x, radius, start, axis: _l1inf_ball_from(x, radius, start, axis),
-                    static_argnames="axis"))
+L1INF_BALL, _l1inf_ball = warm_start.ball(_l1inf_ball_from, _l1inf_cold, ("axis",))
 
 
 def l1inf_ball(x, radius, *, axis=-1) -> jax.Array:
@@ -222,14 +220,8 @@ def _bilevel_l1inf_ball_from(x, radius, start, axis, method="auto", by_rank=Fals
   return projected.astype(x.dtype), theta
 
 
-@functools.partial(jax.jit, static_argnames=("axis", "method"))
-def _bilevel_l1inf_ball(x, radius, axis, method):
-  return _bilevel_l1inf_ball_from(x, radius, None, axis, method)[0]
-
-
-BILEVEL_L1INF_BALL = warm_start.WarmStart(
-    cold=_groups.outer_cold,
-    project=jax.jit(_bilevel_l1inf_ball_from, static_argnames=("axis", "method", "by_rank")))
+BILEVEL_L1INF_BALL, _bilevel_l1inf_ball = warm_start.ball(
+    _bilevel_l1inf_ball_from, _groups.outer_cold, ("axis", "method", "by_rank"))
 
 
 def bilevel_l1inf_ball(x, radius, *, axis=-1, method: str = "auto") -> jax.Array:

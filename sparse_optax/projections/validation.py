@@ -216,7 +216,7 @@ def vector_call(core, tree, r, fn_name: str, *args, solver: str | None = None):
     method(solver, fn_name)
   if sum(np.size(leaf) for leaf in leaves) == 0:
     return tree
-  return core(tree, r, *args) if solver is None else core(tree, r, *args, solver)
+  return core(tree, r, *args) if solver is None else core(tree, r, *args, method=solver)
 
 
 def static_int(k, fn_name: str, minimum: int = 1) -> int:
@@ -246,3 +246,9 @@ def array_axes(x, axis, fn_name):
   if axis is None:
     return tuple(range(x.ndim))
   return group_axes(axis, x.ndim, fn_name)
+
+
+def require_params(params, name: str, why: str) -> None:
+  """The error of a transformation whose ``update`` was called without the parameters."""
+  if params is None:
+    raise ValueError(f"{name} needs the parameters: call update(updates, state, params); {why}")

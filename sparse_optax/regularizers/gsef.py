@@ -354,17 +354,10 @@ def keep_top_groups(x, k: int, *, axis=-1) -> jax.Array:
 
 
 def _resolve_gsef(k, strength, params, groups, axis, name):
-  """Per leaf: None to skip, else (k, strength, axes)."""
-  flat, _ = jax.tree_util.tree_flatten_with_path(params)
-  ks = selection.per_leaf(k, params, name=name, what="k")
-  strengths = (selection.per_leaf(strength, params, name=name, what="strength",
-                                   default=lambda leaf: True)
-               if strength is not None else [None] * len(flat))
-  plan = []
-  for (path, leaf), leaf_k, leaf_strength in zip(flat, ks, strengths):
+  """Per leaf: a LeafPlan (k, with the strength and group axes as options), or None."""
+  def resolve(path, leaf, leaf_k, leaf_strength):
     if leaf_k is None or np.size(leaf) == 0:
-      plan.append(None)
-      continue
+      return None
     where = f"{name} ({jax.tree_util.keystr(path)})"
     validation.float_array(leaf, where)
     leaf_k = validation.static_int(leaf_k, where)
@@ -372,8 +365,14 @@ def _resolve_gsef(k, strength, params, groups, axis, name):
       if leaf_strength is None:
         raise ValueError(f"{name}: no strength for {jax.tree_util.keystr(path)}, which has k={leaf_k}.")
       validation.nonnegative(leaf_strength, where, "strength")
-    plan.append((leaf_k, leaf_strength, selection.leaf_axes(leaf, groups, axis, path, name)))
-  return plan
+    return selection.LeafPlan(leaf_k, {"strength": leaf_strength,
+                                       "axes": selection.leaf_axes(leaf, groups, axis, path, name)})
+
+  ks = selection.per_leaf(k, params, name=name, what="k")
+  strengths = (selection.per_leaf(strength, params, name=name, what="strength",
+                                   default=lambda leaf: True)
+               if strength is not None else [None] * len(ks))
+  return selection.leaf_plans(params, resolve, ks, strengths)
 
 
 def gsef(k, strength, *, groups: str = "in", axis=None) -> optax.GradientTransformationExtraArgs:
@@ -419,8 +418,7 @@ def gsef(k, strength, *, groups: str = "in", axis=None) -> optax.GradientTransfo
     Array([[1.5, 2. ],
            [0. , 0. ]], dtype=float32)
   """
-  if groups not in selection.GROUPS:
-    raise ValueError(f"gsef: groups must be one of {selection.GROUPS}, got {groups!r}.")
+  selection.check_groups(groups, "gsef")
   if validation.is_scalar(k):
     validation.static_int(k, "gsef")
   if validation.is_scalar(strength):
@@ -432,25 +430,19 @@ def gsef(k, strength, *, groups: str = "in", axis=None) -> optax.GradientTransfo
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    if params is None:
-      raise ValueError(
-          "gsef needs the parameters: call update(updates, state, params). It "
-          "applies the prox to params + updates, so it must be the last "
-          "transformation of the chain, e.g. optax.chain(optax.sgd(lr), "
-          "sparse_optax.regularizers.gsef(k, strength)).")
-    flat_updates, treedef = jax.tree_util.tree_flatten(updates)
-    flat_params = treedef.flatten_up_to(params)
-    plan = _resolve_gsef(k, strength, params, groups, axis, "gsef")
-    new_updates = []
-    for step, u, p in zip(plan, flat_updates, flat_params):
-      if step is None:
-        new_updates.append(u)
-        continue
-      leaf_k, leaf_strength, axes = step
+    validation.require_params(
+        params, "gsef", "it applies the prox to params + updates, so it must be the last "
+        "transformation of the chain, e.g. optax.chain(optax.sgd(lr), "
+        "sparse_optax.regularizers.gsef(k, strength)).")
+
+    def prox_update(plan, u, p):
       target = (p + u).astype(p.dtype)
-      prox = _group_sparse_envelope_prox(target, leaf_k, leaf_strength, axes)
-      new_updates.append((prox - p).astype(u.dtype))
-    return jax.tree_util.tree_unflatten(treedef, new_updates), state
+      prox = _group_sparse_envelope_prox(target, plan.amount, plan.options["strength"],
+                                         plan.options["axes"])
+      return (prox - p).astype(u.dtype)
+
+    plans = _resolve_gsef(k, strength, params, groups, axis, "gsef")
+    return selection.map_planned(prox_update, plans, updates, params), state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -475,8 +467,7 @@ def tree_keep_top_groups(params, k, *, groups: str = "in", axis=None):
     Array([[0., 0.],
            [3., 0.]], dtype=float32)
   """
-  plan = _resolve_gsef(k, None, params, groups, axis, "tree_keep_top_groups")
-  leaves, treedef = jax.tree_util.tree_flatten(params)
-  kept = [leaf if step is None else _keep_top_groups(jnp.asarray(leaf), step[0], step[2])
-          for step, leaf in zip(plan, leaves)]
-  return jax.tree_util.tree_unflatten(treedef, kept)
+  plans = _resolve_gsef(k, None, params, groups, axis, "tree_keep_top_groups")
+  return selection.map_planned(
+      lambda plan, leaf: _keep_top_groups(jnp.asarray(leaf), plan.amount, plan.options["axes"]),
+      plans, params)
