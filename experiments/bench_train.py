@@ -60,8 +60,9 @@ def transformation(model_name: str, projected: bool) -> optax.GradientTransforma
 def runner_epoch(model_name, projected, data, order):
   """The runner's code path; returns a function that trains one epoch."""
   model = config_lib.MODELS[model_name](rngs=nnx.Rngs(0))
-  objects = (model, nnx.Optimizer(model, transformation(model_name, projected), wrt=nnx.Param))
-  return lambda: steps.train_steps(objects, None, data, order)
+  state = steps.TrainState(model, nnx.Optimizer(model, transformation(model_name, projected),
+                                                wrt=nnx.Param))
+  return lambda: steps.train_steps(state, data, order)
 
 
 def minimal_epoch(model_name, projected, data, order):

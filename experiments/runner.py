@@ -151,11 +151,10 @@ class _Training:
     return nnx.Optimizer(self.model, transformation, wrt=nnx.Param)
 
   @property
-  def objects(self) -> tuple:
-    """What a training step changes: the model, its optimizer, HALO's scales."""
-    if self.scales is None:
-      return self.model, self.optimizer
-    return self.model, self.optimizer, self.scales, self.scales_optimizer
+  def state(self) -> steps.TrainState:
+    """What a training step changes, and its loss: over the current optimizer."""
+    return steps.TrainState(self.model, self.optimizer, self.scales, self.scales_optimizer,
+                            self.penalty)
 
   def start_round(self, phase: str) -> None:
     """Magnitude pruning: the next round's mask, the rewound weights, a new optimizer."""
@@ -219,6 +218,8 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
   validation = None if held_out is None else (
       steps.with_test_split(on_devices, *held_out, config.batch_size), len(held_out[1]))
   sample = _sample_input(dataset)
+  epoch_data = steps.EpochData(on_devices, len(dataset.train_images), len(dataset.test_images),
+                               sample, validation)
   training = _Training(config, method, len(dataset.train_images) // config.batch_size)
   layers = training.layers
   total_epochs = sum(epochs for _, epochs in method.phases(config))
@@ -236,9 +237,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       if method.next_mask is not None and phase != method.phase_of(config, max(epoch - 1, 1)):
         training.start_round(phase)
       history.append(steps.train_epoch(
-          training.objects, training.penalty, on_devices, dataset, config, epoch, total_epochs,
-          phase, sample, progress, [h.get("steady_seconds", h["seconds"]) for h in history],
-          validation))
+          training.state, epoch_data, config, epoch=epoch, total_epochs=total_epochs,
+          phase=phase, progress=progress,
+          earlier_seconds=[h.get("steady_seconds", h["seconds"]) for h in history]))
       checkpoints.save(epoch, steps.replicate(training.states(), on_devices.mesh))
       _write_json(out / "history.json", history)
       if after_epoch is not None:

@@ -40,6 +40,24 @@ class Scales(nnx.Module):
     self.values = nnx.data({name: nnx.Param(value) for name, value in values.items()})
 
 
+class TrainState(nnx.Module):
+  """What a training step changes, and the loss it minimises.
+
+  Attributes:
+    model: the network.
+    optimizer: its ``nnx.Optimizer``.
+    scales: HALO's learnt scales (:class:`Scales`), or None.
+    scales_optimizer: their optimizer, or None.
+    penalty: ``penalty(params, scales) -> scalar`` added to the cross-entropy
+      (the regularising comparators), or None.
+  """
+
+  def __init__(self, model, optimizer, scales=None, scales_optimizer=None, penalty=None):
+    self.model, self.optimizer = model, optimizer
+    self.scales, self.scales_optimizer = scales, scales_optimizer
+    self.penalty = penalty
+
+
 def params_of(model):
   """The model's parameters as a pure pytree."""
   return nnx.as_pure(nnx.state(model, nnx.Param))
@@ -118,27 +136,27 @@ def replicate(tree, mesh: Mesh):
   return jax.tree.map(put, tree)
 
 
-def _update(model, optimizer, x, y, penalty=None, scales=None, scales_optimizer=None):
-  """One step on the cross-entropy (plus ``penalty(params, scales)``,
-  minimised in the scales too when they are given); returns the cross-entropy."""
+def _update(state: TrainState, x, y):
+  """One step on the cross-entropy (plus the penalty, minimised in the scales
+  too when there are some); returns the cross-entropy."""
   def loss_fn(model, scales):
     cross_entropy = optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-    if penalty is None:
+    if state.penalty is None:
       return cross_entropy, cross_entropy
     values = None if scales is None else {k: v[...] for k, v in scales.values.items()}
-    return cross_entropy + penalty(params_of(model), values), cross_entropy
+    return cross_entropy + state.penalty(params_of(model), values), cross_entropy
 
-  if scales is None:
-    (_, loss), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, None)
+  if state.scales is None:
+    (_, loss), grads = nnx.value_and_grad(loss_fn, has_aux=True)(state.model, None)
   else:
     (_, loss), (grads, scale_grads) = nnx.value_and_grad(
-        loss_fn, argnums=(0, 1), has_aux=True)(model, scales)
-    scales_optimizer.update(scales, scale_grads)
-  optimizer.update(model, grads)
+        loss_fn, argnums=(0, 1), has_aux=True)(state.model, state.scales)
+    state.scales_optimizer.update(state.scales, scale_grads)
+  state.optimizer.update(state.model, grads)
   return loss
 
 
-train_step = nnx.jit(_update, static_argnames=("penalty",))
+train_step = nnx.jit(_update)
 train_step.__doc__ = """One jitted step on one batch from the host (the reference the
 scanned epochs are tested against); see :func:`train_chunk`."""
 
@@ -165,43 +183,42 @@ def _batch(data: DeviceData, images, labels, index):
           jax.lax.with_sharding_constraint(labels[index], sharded))
 
 
-def _step(graphdef, treedef, data: DeviceData, penalty, leaves, index):
-  """One step on the batch ``index``; the state travels as its leaves: nnx may
-  rebuild a tuple inside the optimizer state as a State, a change of
+def _step(graphdef, treedef, data: DeviceData, leaves, index):
+  """One step on the batch ``index``; the variables travel as their leaves:
+  nnx may rebuild a tuple inside the optimizer state as a State, a change of
   structure scan would refuse."""
   replicated = NamedSharding(data.mesh, PartitionSpec())
-  objects = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+  state = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
   x, y = _batch(data, data.train_images, data.train_labels, index)
-  loss = _update(*objects[:2], x, y, penalty, *objects[2:])
-  leaves = jax.tree.leaves(nnx.state(objects))
+  loss = _update(state, x, y)
+  leaves = jax.tree.leaves(nnx.state(state))
   return jax.lax.with_sharding_constraint((leaves, loss), replicated)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "penalty"))
-def train_chunk(graphdef, state, order, data: DeviceData, penalty=None):
+@functools.partial(jax.jit, static_argnames="graphdef")
+def train_chunk(graphdef, variables, order, data: DeviceData):
   """``len(order)`` steps, scanned: ``order`` holds one batch of indices per step.
 
   Args:
-    graphdef: ``nnx.split((model, optimizer[, scales, scales_optimizer]))[0]``.
-    state: the matching state, replicated.
+    graphdef: ``nnx.split(state)[0]`` of a :class:`TrainState`.
+    variables: the matching variables, replicated.
     order: ``(steps, batch_size)`` indices into the training split.
     data: the dataset on the devices.
-    penalty: added to the loss, as in :func:`train_step`.
 
   Returns:
-    The new state and the cross-entropy of every step.
+    The new variables and the cross-entropy of every step.
   """
-  treedef = jax.tree.structure(state)
-  step = functools.partial(_step, graphdef, treedef, data, penalty)
-  leaves, losses = jax.lax.scan(step, jax.tree.leaves(state), order)
+  treedef = jax.tree.structure(variables)
+  step = functools.partial(_step, graphdef, treedef, data)
+  leaves, losses = jax.lax.scan(step, jax.tree.leaves(variables), order)
   return jax.tree.unflatten(treedef, leaves), losses
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "penalty"))
-def train_one(graphdef, state, order, data: DeviceData, penalty=None):
+@functools.partial(jax.jit, static_argnames="graphdef")
+def train_one(graphdef, variables, order, data: DeviceData):
   """:func:`train_chunk` for ``order`` of one step, without the loop."""
-  treedef = jax.tree.structure(state)
-  leaves, loss = _step(graphdef, treedef, data, penalty, jax.tree.leaves(state), order[0])
+  treedef = jax.tree.structure(variables)
+  leaves, loss = _step(graphdef, treedef, data, jax.tree.leaves(variables), order[0])
   return jax.tree.unflatten(treedef, leaves), loss[None]
 
 
@@ -241,64 +258,87 @@ def evaluate(model, data: DeviceData, batch_size: int, examples: int) -> float:
   return int(correct) / examples
 
 
-def train_steps(objects, penalty, data: DeviceData, order, after_chunk=None) -> jax.Array:
-  """Trains ``objects`` on the batches of ``order``, :func:`steps_per_call`
+def train_steps(state: TrainState, data: DeviceData, order, after_chunk=None) -> jax.Array:
+  """Trains ``state`` on the batches of ``order``, :func:`steps_per_call`
   steps per compiled call; returns the cross-entropy of every step.
 
   Args:
-    objects: ``(model, optimizer)``, or with HALO's scales and their optimizer;
-      updated in place once all the steps are done.
-    penalty: added to the loss, as in :func:`train_step`.
+    state: updated in place once all the steps are done.
     data: the dataset on the devices.
     order: ``(steps, batch_size)`` indices into the training split.
     after_chunk: called with the steps done and the last loss after each call.
   """
-  chunk = steps_per_call(objects[0])
+  chunk = steps_per_call(state.model)
   train = train_one if chunk == 1 else train_chunk
-  graphdef, state = nnx.split(objects)
-  state = replicate(state, data.mesh)
+  graphdef, variables = nnx.split(state)
+  variables = replicate(variables, data.mesh)
   steps = order.shape[0]
   losses = []
   for first in range(0, steps, chunk):
-    state, chunk_losses = train(graphdef, state, order[first:first + chunk], data, penalty)
+    variables, chunk_losses = train(graphdef, variables, order[first:first + chunk], data)
     losses.append(chunk_losses)
     if after_chunk is not None:
       after_chunk(min(first + chunk, steps), chunk_losses[-1])
     interrupt.raise_if_requested()
-  nnx.update(objects, state)
+  nnx.update(state, variables)
   return jnp.concatenate(losses) if losses else jnp.zeros(0)
 
 
-def train_epoch(objects, penalty, data: DeviceData, dataset, config, epoch, total_epochs,
-                phase, sample, progress, earlier_seconds, validation=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class EpochData:
+  """What an epoch reads besides the state.
+
+  Attributes:
+    on_devices: the dataset on the devices.
+    train_examples: the size of the training split.
+    test_examples: the number of real test images.
+    sample: one input's shape and dtype, for the metrics.
+    validation: ``(DeviceData, examples)`` of a held-out split, or None.
+  """
+
+  on_devices: DeviceData
+  train_examples: int
+  test_examples: int
+  sample: jax.ShapeDtypeStruct
+  validation: tuple | None = None
+
+
+def train_epoch(state: TrainState, data: EpochData, config, *, epoch: int, total_epochs: int,
+                phase: str, progress, earlier_seconds: list[float]) -> dict:
   """One epoch over the training split, then the test accuracy and the
   sparsity; returns the epoch's record and says it on ``progress``.
 
   Args:
-    objects: ``(model, optimizer)``, or with HALO's scales and their optimizer.
-    validation: ``(DeviceData, examples)`` of a held-out split, whose
-      accuracy the record then carries as ``validation_accuracy``.
+    state: the model, its optimizer and the loss, trained in place.
+    data: the splits; with a validation split the record also carries its
+      accuracy as ``validation_accuracy``.
+    config: the run's settings (seed, batch size).
+    epoch: this epoch's number, from 1, out of ``total_epochs``.
+    phase: its phase ("train", "retrain", a pruning round).
+    progress: where the bar and the epoch's line go.
+    earlier_seconds: the steady-state seconds of the epochs before, for the
+      time left.
   """
   start = time.perf_counter()
-  model = objects[0]
-  order = epoch_order(config.seed, epoch, len(dataset.train_images), config.batch_size)
+  model = state.model
+  order = epoch_order(config.seed, epoch, data.train_examples, config.batch_size)
   steps = order.shape[0]
   bar = progress.epoch(f"epoch {epoch}/{total_epochs} ({phase})", steps, config.batch_size)
-  losses = train_steps(objects, penalty, data, order, bar.update)
+  losses = train_steps(state, data.on_devices, order, bar.update)
   mean_loss = float(jnp.mean(losses)) if losses.size else float("nan")
   steady = bar.steady_seconds()
   throughput = bar.close()
-  accuracy = evaluate(model, data, config.batch_size, len(dataset.test_images))
+  accuracy = evaluate(model, data.on_devices, config.batch_size, data.test_examples)
   seconds = time.perf_counter() - start
-  report = metrics.report(model, sample).total
+  report = metrics.report(model, data.sample).total
   record = {"epoch": epoch, "phase": phase, "loss": mean_loss, "accuracy": accuracy,
             "maccs_effective": report.maccs_effective,
             "nonzero_fraction": report.nonzero / report.params,
             "examples_per_second": throughput, "seconds": seconds, "steady_seconds": steady}
   held_out = ""
-  if validation is not None:
-    record["validation_accuracy"] = evaluate(model, validation[0], config.batch_size,
-                                             validation[1])
+  if data.validation is not None:
+    record["validation_accuracy"] = evaluate(model, data.validation[0], config.batch_size,
+                                             data.validation[1])
     held_out = f" (validation {100 * record['validation_accuracy']:.2f} %)"
   progress.line(
       f"epoch {epoch}/{total_epochs} ({phase}): loss {mean_loss:.4f}, accuracy "
