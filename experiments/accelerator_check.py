@@ -16,7 +16,7 @@ still leaves what it measured. The sections:
 * ``projections``: the ℓ1 ball by each search (and optax's sort) at growing
   sizes, the group balls, and one pass of the threshold search written two
   ways; every time beside its largest deviation from the exact float64
-  projection (:mod:`experiments.exact`);
+  projection (:mod:`experiments.benchmarks.exact`);
 * ``step``: a jitted LFC4 training step, Adam against Adam + each projection,
   with the deviation of the projected kernels after it;
 * ``train``: the runner's images/s against a minimal scanned loop;
@@ -124,9 +124,9 @@ def section_projections(quick, data_dir):
   import numpy as np
   import optax
 
-  from experiments import exact
-  from experiments.bench_projections import FLOOR, gaussian, group_norm, pass_table
-  from experiments.timing import medians_ms
+  from experiments.benchmarks import exact
+  from experiments.benchmarks.projections import FLOOR, gaussian, group_norm, pass_table
+  from experiments.benchmarks.timing import medians_ms
   from sparse_optax import projections
 
   repeats = 3 if quick else 10
@@ -188,7 +188,7 @@ def _repeats_for(contenders, args, repeats, budget_s=4.0):
 
 
 def section_step(quick, data_dir):
-  from experiments import bench_step
+  from experiments.benchmarks import step as bench_step
 
   # Quick: LeNet-300-100's widths, which compile in a fraction of LFC4's time.
   return bench_step.measure(repeats=5 if quick else 20, train_steps=3 if quick else 30,
@@ -196,7 +196,7 @@ def section_step(quick, data_dir):
 
 
 def section_train(quick, data_dir):
-  from experiments import bench_train
+  from experiments.benchmarks import train as bench_train
 
   models = ("lenet300",) if quick else bench_train.MODELS
   return bench_train.measure(models, examples=1024 if quick else 8192, rounds=2 if quick else 3)

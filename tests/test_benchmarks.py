@@ -4,12 +4,12 @@ import re
 
 import pytest
 
-from experiments import bench_commits, bench_compact, bench_projections, bench_step, bench_train, projection_passes
+from experiments.benchmarks import commits, compact, projection_passes, projections, step, train
 
 
 @pytest.mark.slow
 def test_projection_benchmark_prints_its_tables(capsys):
-  assert bench_projections.main(["--quick", "--repeats", "1"]) == 0
+  assert projections.main(["--quick", "--repeats", "1"]) == 0
   out = capsys.readouterr().out
   assert "| 1e+04 |" in out and "| 256x256 | l11_ball |" in out and "max deviation" in out
   # Every timed projection row carries its deviation from the exact projection.
@@ -22,7 +22,7 @@ def test_projection_benchmark_prints_its_tables(capsys):
 
 @pytest.mark.slow
 def test_step_benchmark_prints_its_table(capsys):
-  assert bench_step.main(["--layers", "64,32,10", "--repeats", "1", "--train-steps", "1",
+  assert step.main(["--layers", "64,32,10", "--repeats", "1", "--train-steps", "1",
                           "--eta", "5"]) == 0
   out = capsys.readouterr().out
   assert "| adam + project_l11 |" in out and "project_l11 / adam after 1 steps" in out
@@ -30,13 +30,13 @@ def test_step_benchmark_prints_its_table(capsys):
 
 @pytest.mark.slow
 def test_compaction_benchmark_prints_its_table(capsys):
-  assert bench_compact.main(["--etas", "30", "--batch", "8", "--repeats", "1"]) == 0
+  assert compact.main(["--etas", "30", "--batch", "8", "--repeats", "1"]) == 0
   assert "| 30 |" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_training_benchmark_prints_its_table(capsys):
-  assert bench_train.main(["--examples", "256", "--rounds", "1", "--models", "lenet300"]) == 0
+  assert train.main(["--examples", "256", "--rounds", "1", "--models", "lenet300"]) == 0
   out = capsys.readouterr().out
   assert "| lenet300 | adam + project_l11 |" in out and "runner / minimal" in out
 
@@ -50,6 +50,6 @@ def test_pass_count_prints_its_table(capsys):
 
 @pytest.mark.slow
 def test_commit_comparison_prints_its_table(capsys):
-  assert bench_commits.main(["--against", "HEAD", "--rounds", "1", "--cases", "784x768"]) == 0
+  assert commits.main(["--against", "HEAD", "--rounds", "1", "--cases", "784x768"]) == 0
   out = capsys.readouterr().out
   assert "| l11_ball 784x768 |" in out and "| HEAD ms | dev | ratio |" in out

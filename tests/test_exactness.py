@@ -5,7 +5,7 @@ sampled warm start above ``STREAMED_SIZE`` entries, samples only for groups of
 at least ``SAMPLED_GROUP`` entries, rows finished on a gathered copy once few
 move, warm starts from the previous call. The shapes below are read from those
 constants, so moving a threshold moves the tested sizes: each path is compared,
-just below and just above its threshold, with :mod:`experiments.exact` (sorting,
+just below and just above its threshold, with :mod:`experiments.benchmarks.exact` (sorting,
 float64) and :mod:`numpy_reference` (bisection, float64), which share no code
 with the library or with each other.
 
@@ -24,7 +24,7 @@ import optax
 import pytest
 
 import sparse_optax
-from experiments import exact
+from experiments.benchmarks import exact
 from sparse_optax import projections
 from sparse_optax.projections import _threshold
 

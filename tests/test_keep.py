@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import sparse_optax
-from experiments import exact
+from experiments.benchmarks import exact
 from sparse_optax import projections
 
 BALLS = {"project_l1": "l1_ball", "project_l21": "l21_ball", "project_l11": "l11_ball",

@@ -97,7 +97,7 @@ def excess(a, w, theta, axis):
   ``(a − θw)₊`` is written ``a − min(a, θw)`` (the same rounding): min/max,
   no compare-and-select and no broadcast constant, so XLA's CPU backend makes
   it one vectorised streaming reduction, several times faster than a
-  reduction of a select (``experiments/bench_projections.py``).
+  reduction of a select (``experiments/benchmarks/projections.py``).
   """
   if not _streamed(a):
     level = theta if w is None else theta * w

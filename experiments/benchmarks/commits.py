@@ -5,10 +5,10 @@ in a temporary folder for the other commit); the parent asks both for one
 round at a time, alternately and each first in every other round, so both see
 the same machine load, and prints
 the median of each and their ratio. Each result's largest deviation from the
-exact float64 projection (:mod:`experiments.exact`) is printed beside it.
+exact float64 projection (:mod:`experiments.benchmarks.exact`) is printed beside it.
 Run from the repository root::
 
-    python -m experiments.bench_commits --against dfca4fc
+    python -m experiments.benchmarks.commits --against dfca4fc
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 
-from experiments import exact
+from experiments.benchmarks import exact
 from experiments.tables import markdown
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # (label, function name, shape, radius as a fraction of the ball's norm)
 CASES = (
     ("l1_ball 1e6", "l1_ball", (1_000_000,), 0.1),
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         rows.append(row)
     finally:
       subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT)
-  from experiments.timing import machine_line
+  from experiments.benchmarks.timing import machine_line
   print(f"# This tree against {args.against}\n\n{machine_line()}; float32 Gaussian input; "
         f"median ms over {args.rounds} rounds of the median of 5 calls, the two checkouts "
         "alternating; `dev`: the largest "

@@ -12,6 +12,7 @@ Hand-written discussion is kept in ``RESULTS/discussion.md`` and appended.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import pathlib
@@ -402,14 +403,14 @@ def write_report(results: pathlib.Path) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
-  results = pathlib.Path(argv[0] if argv else "results")
+  parser = argparse.ArgumentParser(
+      prog="python -m experiments.report",
+      description="Writes RESULTS/REPORT.md and its plots from every result.json below RESULTS.")
+  parser.add_argument("results", nargs="?", default="results", type=pathlib.Path)
+  results = parser.parse_args(argv).results
   if not results.is_dir():
     print(f"error: {results} is not a folder of results", file=sys.stderr)
     return 2
   print(write_report(results))
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

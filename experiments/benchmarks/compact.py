@@ -9,8 +9,8 @@ next to the MACC ratio. With ``--runs``, the trained networks of finished
 runs (their last checkpoint, rounded as the runner rounds them) are timed
 the same way, in images per second. Run from the repository root::
 
-    python -m experiments.bench_compact
-    python -m experiments.bench_compact --runs runs/modern/resnet/*/seed0
+    python -m experiments.benchmarks.compact
+    python -m experiments.benchmarks.compact --runs runs/modern/resnet/*/seed0
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from experiments import config as config_lib
 from experiments import data as data_lib
 from experiments.checkpoints import Checkpoints, load_into
 from experiments.tables import markdown
-from experiments.timing import machine_line, medians_ms
+from experiments.benchmarks.timing import machine_line, medians_ms
 from sparse_optax import metrics, models
 
 

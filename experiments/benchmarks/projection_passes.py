@@ -10,7 +10,7 @@ counted), for Gaussian inputs and several radii, and prints a Markdown table
 The passes every projection adds besides the search (``|x|``, the inside
 check, the output) are listed under it. Run from the repository root::
 
-    python -m experiments.projection_passes
+    python -m experiments.benchmarks.projection_passes
 """
 
 from __future__ import annotations

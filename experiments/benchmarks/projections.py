@@ -5,8 +5,8 @@ warmed up, then called ``--repeats`` times in interleaved rounds with
 ``block_until_ready``; the table shows the median. Run from the repository
 root::
 
-    python -m experiments.bench_projections            # the full table
-    python -m experiments.bench_projections --quick    # small sizes only
+    python -m experiments.benchmarks.projections            # the full table
+    python -m experiments.benchmarks.projections --quick    # small sizes only
 
 The float64 group rows use the input of the authors' C++ measurements
 (uniform[0, 1], radius 0.1 x the norm), whose figures are printed beside as
@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import exact
+from experiments.benchmarks import exact
 from experiments.tables import markdown
-from experiments.timing import machine_line, medians_ms
+from experiments.benchmarks.timing import machine_line, medians_ms
 from sparse_optax import projections
 from sparse_optax.projections import _threshold
 

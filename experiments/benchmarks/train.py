@@ -14,8 +14,8 @@ ways, in interleaved rounds after a warm-up, on every device JAX sees:
 The table gives images per second (median over rounds) and their ratio. Run
 from the repository root, on one device and on 8 simulated CPU devices::
 
-    python -m experiments.bench_train
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m experiments.bench_train
+    python -m experiments.benchmarks.train
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m experiments.benchmarks.train
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from experiments import config as config_lib
 from experiments import data as data_lib
 from experiments import steps
 from experiments.tables import markdown
-from experiments.timing import machine_line
+from experiments.benchmarks.timing import machine_line
 
 MODELS = ("lenet300", "lfc4", "net4")
 # Radii that leave most of each network alive, so the projection does real work.

@@ -6,7 +6,7 @@ all five kernels, ``apply_updates``. Every variant is timed in interleaved
 rounds, median after warm-up, and compared with Adam alone, at the first step
 and after some steps of training. Run from the repository root::
 
-    python -m experiments.bench_step
+    python -m experiments.benchmarks.step
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 import optax
 
 import sparse_optax
-from experiments import exact
+from experiments.benchmarks import exact
 from experiments.tables import markdown
-from experiments.timing import machine_line, medians_ms
+from experiments.benchmarks.timing import machine_line, medians_ms
 
 LAYERS = (784, 768, 768, 768, 768, 10)
 ETA = 400.0
