@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from experiments.benchmarks import commits, compact, projection_passes, projections, step, train
+from experiments.benchmarks import (commits, compact, interrupt_latency, projection_passes,
+                                    projections, step, train)
 
 
 @pytest.mark.slow
@@ -53,3 +54,13 @@ def test_commit_comparison_prints_its_table(capsys):
   assert commits.main(["--against", "HEAD", "--rounds", "1", "--cases", "784x768"]) == 0
   out = capsys.readouterr().out
   assert "| l11_ball 784x768 |" in out and "| HEAD ms | dev | ratio |" in out
+
+
+@pytest.mark.slow
+def test_interrupt_latency_stops_a_run_with_status_130(tiny, capsys):
+  # 320 training images: two steps an epoch, so the third epoch is still
+  # running when the signal comes after the bar's second update.
+  assert interrupt_latency.main(["--data-dir", str(tiny), "--models", "lenet300",
+                                 "--repeats", "1", "--timeout", "300", "--no-verify"]) == 0
+  out = capsys.readouterr().out
+  assert re.search(r"\| lenet300 \| \d+\.\d\d \| \d+\.\d\d \| 130 \|", out), out
