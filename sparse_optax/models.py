@@ -217,7 +217,7 @@ class SimpleNet(LayerStack):
     >>> from flax import nnx
     >>> import jax.numpy as jnp
     >>> from sparse_optax.models import SimpleNet
-    >>> model = SimpleNet(rngs=nnx.Rngs(0))
+    >>> model = nnx.eval_shape(lambda: SimpleNet(rngs=nnx.Rngs(0)))  # shapes only
     >>> model.conv11.kernel.shape, model.fc.kernel.shape
     ((1, 1, 512, 2048), (256, 10))
   """
