@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from experiments import cli, report, runner
+from experiments.report import prose
 from experiments import config as config_lib
 
 
@@ -90,6 +91,47 @@ def test_each_command_reproduces_its_runs(results):
 def test_discussion_is_appended(results):
   (results / "discussion.md").write_text("## What we saw\n\nhand-written\n")
   assert report.write_report(results).read_text().rstrip().endswith("hand-written")
+
+
+def test_discussion_figures_are_read_from_the_rows(results):
+  (results / "discussion.md").write_text(
+      "PGL11 reaches {{fashion_mnist/lenet300/pgl11_eta1000 accuracy}} % "
+      "({{fashion_mnist/lenet300/pgl11_eta1000 seed_accuracies}}) at "
+      "{{fashion_mnist/lenet300/pgl11_eta1000 kmaccs}} k-MACCs, "
+      "{{ fashion_mnist/lenet300/pgl11_eta1000 maccs_vs fashion_mnist/lenet300/adam }} "
+      "Adam's and {{fashion_mnist/lenet300/pgl11_eta1000 points_vs fashion_mnist/lenet300/adam}}"
+      " points; {{fashion_mnist/lenet300/adam seeds}} Adam seeds.\n")
+  text = report.write_report(results).read_text()
+  pgl11, adam = (86.0, 87.0), (88.0, 89.0, 90.0)
+  assert (f"PGL11 reaches {statistics.fmean(pgl11):.2f} ± {statistics.stdev(pgl11):.2f} % "
+          f"(86.00, 87.00) at 145.0 k-MACCs, {145.0 / 266.2:.2f}× Adam's and "
+          f"{statistics.fmean(pgl11) - statistics.fmean(adam):+.2f} points; 3 Adam seeds.") in text
+
+
+def test_discussion_layer_counts_from_the_layer_reports():
+  def run(seed, dead):
+    # fc1 of LeNet-300-100: 784 x 300 weights and 300 biases.
+    return {"seed": seed, "layers_report": [
+        {"name": "fc1", "kind": "dense", "params": 784 * 300 + 300, "maccs_dense": 784 * 300,
+         "dead_inputs": dead, "dead_outputs": 7}]}
+  runs = {"net/a": [run(0, 84), run(1, 86)]}
+  text = "{{net/a live_inputs fc1}} pixels read, {{net/a dead_outputs fc1}} neurons removed"
+  assert prose.render(text, runs) == "699.0 ± 1.4 pixels read, 7 neurons removed"
+  with pytest.raises(ValueError, match="no layer 'fc9'; the layers are fc1"):
+    prose.render("{{net/a dead_inputs fc9}}", runs)
+
+
+@pytest.mark.parametrize("field,message", [
+    ("{{fashion_mnist/lenet300/missing accuracy}}", "no result.json below"),
+    ("{{fashion_mnist/lenet300/adam speed}}", "unknown figure 'speed'"),
+    ("{{fashion_mnist/lenet300/adam points_vs}}", "points_vs takes a setting"),
+    ("{{fashion_mnist/lenet300/adam kmaccs fc1}}", "kmaccs takes no argument"),
+])
+def test_a_wrong_discussion_field_names_itself(results, field, message):
+  (results / "discussion.md").write_text(f"text {field}\n")
+  with pytest.raises(ValueError, match=message) as error:
+    report.write_report(results)
+  assert field in str(error.value) and "discussion.md" in str(error.value)
 
 
 def test_not_a_folder_is_one_line(tmp_path, capsys):

@@ -7,7 +7,8 @@ format (memory kB, k-MACCs, accuracy; mean ± standard deviation over seeds),
 the accuracy lost against Adam at each MACC level, the paper's figures beside
 them, and the exact command that produced every row. It also draws the
 accuracy-vs-MACCs and accuracy-vs-memory Pareto plots of every method.
-Hand-written discussion is kept in ``RESULTS/discussion.md`` and appended.
+Hand-written discussion is kept in ``RESULTS/discussion.md`` and appended, its
+``{{SETTING FIGURE}}`` fields filled from the rows (:mod:`experiments.report.prose`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from experiments import config as config_lib  # noqa: E402
 from experiments import methods  # noqa: E402
 from experiments import plots  # noqa: E402
 from experiments import provenance  # noqa: E402
+from experiments.report import prose  # noqa: E402
 from experiments import tables  # noqa: E402
 from experiments import runner  # noqa: E402
 
@@ -396,7 +398,9 @@ def write_report(results: pathlib.Path) -> pathlib.Path:
   lines += ["## Pareto plots", ""] + [f"![{p.stem}]({p.name})" for p in pictures] + [""]
   discussion = results / "discussion.md"
   if discussion.exists():
-    lines += [discussion.read_text()]
+    by_folder = {s["folder"].relative_to(results).as_posix(): s["runs"]
+                 for members in settings.values() for s in members}
+    lines += [prose.render(discussion.read_text(), by_folder, source=str(discussion))]
   report = results / "REPORT.md"
   report.write_text("\n".join(lines))
   return report
@@ -411,6 +415,10 @@ def main(argv=None) -> int:
   if not results.is_dir():
     print(f"error: {results} is not a folder of results", file=sys.stderr)
     return 2
-  print(write_report(results))
+  try:
+    print(write_report(results))
+  except ValueError as error:  # a discussion field that names no row or figure
+    print(f"error: {error}", file=sys.stderr)
+    return 2
   return 0
 
