@@ -13,6 +13,10 @@ back, an interrupted one continues. Run from the repository root::
 
     python -m experiments.regenerate --data-dir ../shared/data/mnist
     python -m experiments.regenerate --data-dir ../shared/data/mnist --tables lenet300
+    python -m experiments.regenerate --data-dir ../shared/data/mnist --tables net4 --rows adam
+
+``--rows`` lets a second process take some rows of a table while the first
+works through the others (a run folder must not be shared by two processes).
 
 Selection runs go to ``runs/selection/`` and their table to
 ``results/selection/``; final runs to ``results/mnist/MODEL/protocol/``.
@@ -81,10 +85,14 @@ def _run(config, dataset, progress):
                     dataset=dataset)
 
 
-def select(model, dataset, data_dir, progress) -> dict:
-  """Each row's recipe: the candidate with the best validation accuracy."""
+def select(model, dataset, data_dir, progress, table_rows) -> dict:
+  """Each row's recipe: the candidate with the best validation accuracy.
+
+  The table of ``results/selection/`` is written once every row of the paper's
+  table has been selected.
+  """
   chosen, rows = {}, []
-  for method, eta in TABLE_ROWS[model]:
+  for method, eta in table_rows:
     scores = {}
     for recipe in RECIPES:
       out = pathlib.Path("runs/selection", model, row_name(method, eta), recipe_name(recipe))
@@ -98,6 +106,8 @@ def select(model, dataset, data_dir, progress) -> dict:
       rows.append([row_name(method, eta), name, f"{100 * score:.2f}",
                    f"{result['maccs_effective'] / 1e3:,.1f}", f"{result['memory_kb']:,.1f}",
                    "chosen" if recipe is best[1] else ""])
+  if len(table_rows) < len(TABLE_ROWS[model]):
+    return chosen
   table = pathlib.Path("results/selection", f"mnist_{model}.md")
   table.parent.mkdir(parents=True, exist_ok=True)
   table.write_text(
@@ -112,9 +122,9 @@ def select(model, dataset, data_dir, progress) -> dict:
   return chosen
 
 
-def final(model, chosen, dataset, data_dir, progress) -> None:
+def final(model, chosen, dataset, data_dir, progress, table_rows) -> None:
   """The chosen recipe of each row, three seeds, the whole training set."""
-  for method, eta in TABLE_ROWS[model]:
+  for method, eta in table_rows:
     recipe = chosen[row_name(method, eta)]
     base = config_for(model, method, eta, recipe, data_dir=data_dir, seed=SEEDS[0],
                       out="unused", validation=False)
@@ -128,13 +138,28 @@ def main(argv=None) -> int:
   parser.add_argument("--data-dir", required=True, help="the MNIST IDX files")
   parser.add_argument("--tables", default=",".join(TABLE_ORDER),
                       help="comma-separated, from " + ", ".join(TABLE_ORDER))
+  parser.add_argument("--rows", help="comma-separated row names (adam, pgl11_eta40, ...): only "
+                      "these rows of the tables")
   args = parser.parse_args(argv)
+  tables_ = args.tables.split(",")
+  for model in tables_:
+    if model not in TABLE_ROWS:
+      parser.error(f"--tables: no table {model!r}; one of " + ", ".join(TABLE_ORDER))
+  rows_of = {model: [(m, e) for m, e in TABLE_ROWS[model]
+                     if args.rows is None or row_name(m, e) in args.rows.split(",")]
+             for model in tables_}
+  if args.rows is not None:
+    known = {row_name(m, e) for model in tables_ for m, e in TABLE_ROWS[model]}
+    unknown = set(args.rows.split(",")) - known
+    if unknown:
+      parser.error(f"--rows: no row {sorted(unknown)[0]!r} in {args.tables}; the rows are "
+                   + ", ".join(sorted(known)))
   progress = Progress()
   dataset = data_lib.load("mnist", args.data_dir)
-  for model in args.tables.split(","):
+  for model in tables_:
     start = time.time()
-    chosen = select(model, dataset, args.data_dir, progress)
-    final(model, chosen, dataset, args.data_dir, progress)
+    chosen = select(model, dataset, args.data_dir, progress, rows_of[model])
+    final(model, chosen, dataset, args.data_dir, progress, rows_of[model])
     progress.line(f"{model}: {duration(time.time() - start)}")
   return 0
 

@@ -1,0 +1,44 @@
+"""The regeneration of the paper's MNIST tables: recipes chosen on validation accuracy."""
+
+import json
+
+import pytest
+
+from experiments import regenerate
+from experiments.progress import Progress
+
+
+def fake_run(config, dataset, progress):
+  # Validation accuracy peaks at rate 3e-3, then at batch 64: one recipe wins.
+  score = 0.9 + (config.lr == 3e-3) * 0.05 + (config.batch_size == 64) * 0.01
+  return {"validation_accuracy": score, "maccs_effective": 1000.0, "memory_kb": 2.0}
+
+
+def test_each_row_gets_the_recipe_with_the_best_validation_accuracy(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(regenerate, "_run", fake_run)
+  chosen = regenerate.select("net4", None, "data", Progress(), regenerate.TABLE_ROWS["net4"])
+  assert set(chosen) == {"adam", "pgl1_eta80", "pgl11_eta40", "pgl11_eta25"}
+  assert all(recipe == {"epochs": 10, "lr": 3e-3, "batch_size": 128}
+             for recipe in chosen.values())
+  table = (tmp_path / "results/selection/mnist_net4.md").read_text()
+  assert table.count("| chosen |") == 4 and "| pgl11_eta25 | e10_lr0.003_b128 | 95.00 |" in table
+  assert json.loads((tmp_path / "results/selection/mnist_net4.json").read_text()) == chosen
+
+
+def test_some_rows_alone_leave_the_selection_table_unwritten(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(regenerate, "_run", fake_run)
+  chosen = regenerate.select("net4", None, "data", Progress(), [("adam", None)])
+  assert list(chosen) == ["adam"]
+  assert not (tmp_path / "results/selection").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--tables", "net5"], "--tables: no table 'net5'; one of lenet300, lfc4, net4"),
+    (["--tables", "net4", "--rows", "pgl1_eta200"], "--rows: no row 'pgl1_eta200' in net4"),
+])
+def test_unknown_tables_and_rows_are_one_line_errors(argv, message, capsys):
+  with pytest.raises(SystemExit) as exit_:
+    regenerate.main(["--data-dir", "missing", *argv])
+  assert exit_.value.code == 2 and message in capsys.readouterr().err
