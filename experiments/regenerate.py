@@ -27,11 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import shlex
+import signal
 import sys
 import time
 
 from experiments import config as config_lib
 from experiments import data as data_lib
+from experiments import interrupt
 from experiments import runner
 from experiments import sweep as sweep_lib
 from experiments.progress import Progress, duration
@@ -155,12 +158,25 @@ def main(argv=None) -> int:
       parser.error(f"--rows: no row {sorted(unknown)[0]!r} in {args.tables}; the rows are "
                    + ", ".join(sorted(known)))
   progress = Progress()
-  dataset = data_lib.load("mnist", args.data_dir)
-  for model in tables_:
-    start = time.time()
-    chosen = select(model, dataset, args.data_dir, progress, rows_of[model])
-    final(model, chosen, dataset, args.data_dir, progress, rows_of[model])
-    progress.line(f"{model}: {duration(time.time() - start)}")
+  try:
+    with interrupt.deferred():
+      dataset = data_lib.load("mnist", args.data_dir)
+      for model in tables_:
+        start = time.time()
+        chosen = select(model, dataset, args.data_dir, progress, rows_of[model])
+        final(model, chosen, dataset, args.data_dir, progress, rows_of[model])
+        progress.line(f"{model}: {duration(time.time() - start)}")
+  except (data_lib.DataUnavailable, data_lib.ChecksumMismatch) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 3
+  except KeyboardInterrupt as stop:
+    status = stop.exit_status if isinstance(stop, interrupt.Interrupted) else 130
+    command = shlex.join(["python", "-m", "experiments.regenerate",
+                          *(sys.argv[1:] if argv is None else argv)])
+    print(f"\ninterrupted ({signal.Signals(status - 128).name}): finished runs and the "
+          f"interrupted run's finished epochs are kept; continue with: {command}",
+          file=sys.stderr)
+    return status
   return 0
 
 

@@ -1,10 +1,11 @@
 """The regeneration of the paper's MNIST tables: recipes chosen on validation accuracy."""
 
 import json
+import signal
 
 import pytest
 
-from experiments import regenerate
+from experiments import interrupt, regenerate
 from experiments.progress import Progress
 
 
@@ -42,3 +43,16 @@ def test_unknown_tables_and_rows_are_one_line_errors(argv, message, capsys):
   with pytest.raises(SystemExit) as exit_:
     regenerate.main(["--data-dir", "missing", *argv])
   assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_interruption_says_how_to_continue(tmp_path, monkeypatch, capsys):
+  def stopped(config, dataset, progress):
+    raise interrupt.Interrupted(signal.SIGTERM)
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(regenerate.data_lib, "load", lambda name, data_dir: None)
+  monkeypatch.setattr(regenerate, "_run", stopped)
+  argv = ["--data-dir", "mnist", "--tables", "net4", "--rows", "adam"]
+  assert regenerate.main(argv) == 128 + signal.SIGTERM
+  assert ("interrupted (SIGTERM): finished runs and the interrupted run's finished epochs are "
+          "kept; continue with: python -m experiments.regenerate " + " ".join(argv)
+          ) in capsys.readouterr().err
