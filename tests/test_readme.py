@@ -47,3 +47,59 @@ def test_every_other_python_block_runs_as_written():
   assert len(blocks) >= 5
   for index in range(2, len(blocks)):
     run_block(index)
+
+
+# The README's measured figures, as fields of the committed rows
+# (experiments.report.prose): each must read in the README as the rows give it.
+S = "fashion_mnist/lenet300/schedules_pgl11_eta400"
+README_FIGURES = [
+    f"every step removes {{{{{S}/every-step dead_inputs fc1}}}} of fc1's 784 input groups "
+    f"({{{{{S}/every-step accuracy_mean}}}} %, {{{{{S}/every-step kmaccs}}}} k-MACCs); with "
+    f"`freeze_dead=True`, {{{{{S}/every-step_freeze-dead dead_inputs fc1}}}} of them and "
+    f"{{{{{S}/every-step_freeze-dead dead_inputs fc2}}}} of fc1's 300 neurons "
+    f"({{{{{S}/every-step_freeze-dead accuracy_mean}}}} %, "
+    f"{{{{{S}/every-step_freeze-dead kmaccs}}}} k-MACCs); the lottery, "
+    f"{{{{{S}/lottery dead_inputs fc1}}}} ({{{{{S}/lottery accuracy_mean}}}} %, "
+    f"{{{{{S}/lottery kmaccs}}}} k-MACCs).",
+    "PGL11 η=400 reaches {{mnist/lenet300/protocol/pgl11_eta400 accuracy}} % at "
+    "{{mnist/lenet300/protocol/pgl11_eta400 kmaccs}} k-MACCs and "
+    "{{mnist/lenet300/protocol/pgl11_eta400 memory}} kB",
+    "PGL11 η=400 misses on accuracy, {{mnist/lfc4/protocol/pgl11_eta400 accuracy}} %",
+    "every step with fc1–fc4 projected reaches {{mnist/lfc4/pgl11_eta400_fc1-4_lr3e-3 accuracy}} "
+    "% at {{mnist/lfc4/pgl11_eta400_fc1-4_lr3e-3 kmaccs}} k-MACCs",
+    "HALO (ξ = ψ = 1e-4) keeps {{fashion_mnist/lenet300/halo_eta0.0001_keep0.1 nonzero}} % of "
+    "LeNet-300-100's weights at {{fashion_mnist/lenet300/halo_eta0.0001_keep0.1 accuracy}} %, "
+    "GSEF (top 70 % of the groups) reaches {{fashion_mnist/lenet300/gsef_eta1_keep0.7 accuracy}} "
+    "% at {{fashion_mnist/lenet300/gsef_eta1_keep0.7 maccs_vs fashion_mnist/lenet300/adam_16epochs}}"
+    " Adam's MACCs, and PGL11 η=1000 {{fashion_mnist/lenet300/pgl11_eta1000 accuracy}} % at "
+    "{{fashion_mnist/lenet300/pgl11_eta1000 maccs_vs fashion_mnist/lenet300/adam_16epochs}}.",
+    "on both networks ({{fashion_mnist/resnet/pgl11_keep0.4_every_step_freeze points_vs "
+    "fashion_mnist/resnet/adam}} and {{fashion_mnist/vit/pgl11_keep0.4_every_step_freeze "
+    "points_vs fashion_mnist/vit/adam}} points); the lottery {{fashion_mnist/resnet/"
+    "pgl11_keep0.4_lottery points_vs fashion_mnist/resnet/adam}} and {{fashion_mnist/vit/"
+    "pgl11_keep0.4_lottery points_vs fashion_mnist/vit/adam}} points",
+] + [
+    f"| {name} | {method} | {{{{{row} accuracy}}}} | {{{{{row} kmaccs}}}} | "
+    + ("–" if folder == "adam" else f"{{{{{row} maccs_vs fashion_mnist/{net}/adam}}}}")
+    + f" | {{{{{row} memory}}}} |"
+    for net, name in (("resnet", "ResNet"), ("vit", "ViT"))
+    for folder, method in (("adam", "Adam"),
+                           ("pgl11_keep0.4_every_step_freeze", "every step + freeze_dead"),
+                           ("pgl11_keep0.4_lottery", "lottery"))
+    for row in [f"fashion_mnist/{net}/{folder}"]
+]
+
+
+def test_the_readme_figures_are_the_committed_rows():
+  from experiments import report
+  from experiments.report import prose
+  results = ROOT / "results"
+  settings = {s["folder"].relative_to(results).as_posix(): s["runs"]
+              for members in report.load_settings(results).values() for s in members}
+  readme = " ".join((ROOT / "README.md").read_text().split())
+  for template in README_FIGURES:
+    assert " ".join(prose.render(template, settings).split()) in readme
+  counts = report.verdict_counts(report.load_settings(results))
+  assert (f"Counted over the {counts['rows']} MNIST rows on 3 seeds: {counts['protocol']} "
+          f"reached under the paper's protocol so far ({counts['regenerated']} rows run under "
+          f"it), {counts['beyond']} with any recipe.") in readme
