@@ -232,6 +232,9 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       training.restore(checkpoints.restore(latest), method.phase_of(config, latest))
       history = json.loads((out / "history.json").read_text())[:latest]
       progress.line(f"resuming {out} after epoch {latest}")
+    # The time left is read from this process's epochs: a resumed run's earlier
+    # epochs ran on another load, machine or version of the code.
+    resumed_epochs = len(history)
     for epoch in range(len(history) + 1, total_epochs + 1):
       phase = method.phase_of(config, epoch)
       if method.next_mask is not None and phase != method.phase_of(config, max(epoch - 1, 1)):
@@ -239,7 +242,8 @@ def run(config: RunConfig, *, resume: bool = False, progress: Progress | None = 
       history.append(steps.train_epoch(
           training.state, epoch_data, config, epoch=epoch, total_epochs=total_epochs,
           phase=phase, progress=progress,
-          earlier_seconds=[h.get("steady_seconds", h["seconds"]) for h in history]))
+          earlier_seconds=[h.get("steady_seconds", h["seconds"])
+                           for h in history[resumed_epochs:]]))
       checkpoints.save(epoch, steps.replicate(training.states(), on_devices.mesh))
       _write_json(out / "history.json", history)
       if after_epoch is not None:

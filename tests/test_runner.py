@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import pathlib
+import re
 import shlex
 import subprocess
 import sys
@@ -131,6 +132,27 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny, tmp_path, schedule):
     assert resumed[field] == whole[field], field
   assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in whole["history"]]
   assert runner.run(cut, resume=True, progress=QUIET) == resumed  # finished: read back
+
+
+@pytest.mark.slow
+def test_a_resumed_run_says_the_time_left_from_its_own_epochs(tiny, tmp_path):
+  settings = config(tiny, tmp_path / "run", method="adam", eta=None, schedule="every-step",
+                    epochs=3)
+
+  def kill_after_first(epoch):
+    if epoch == 1:
+      raise Kill
+
+  with pytest.raises(Kill):
+    runner.run(settings, progress=QUIET, after_epoch=kill_after_first)
+  # The first epoch ran an hour under another load: it must not count.
+  history_file = tmp_path / "run" / "history.json"
+  history = json.loads(history_file.read_text())
+  history_file.write_text(json.dumps([dict(h, steady_seconds=3600.0) for h in history]))
+  said = io.StringIO()
+  runner.run(settings, resume=True, progress=Progress(stream=said))
+  second = next(line for line in said.getvalue().splitlines() if line.startswith("epoch 2/3"))
+  assert re.search(r"about \d+(\.\d+)? s left", second), second
 
 
 @pytest.mark.slow
