@@ -39,6 +39,8 @@ import struct
 import numpy as np
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# How tables and plots name each dataset.
+DISPLAY_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 NUM_CLASSES = 10
 DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")

@@ -1,4 +1,4 @@
-"""Regenerates the paper's MNIST tables under its protocol, recipes chosen on held-out data.
+"""Regenerates the paper's Tables I-IV under its protocol, recipes chosen on held-out data.
 
 The paper's protocol: Algorithm 4 (the lottery) for every projected row,
 every layer the paper constrains, one radius; Adam alone for the baseline,
@@ -7,6 +7,9 @@ open (learning rate, batch, epochs) is chosen per row, among :data:`RECIPES`,
 on validation accuracy: each candidate trains once (seed 0) on the first
 50,000 training images and is scored on the last 10,000; the winner then
 trains on all 60,000 images with seeds 0, 1, 2 and is scored on the test set.
+Tables I-III are MNIST (``--data-dir``: its IDX files), Table IV
+(``fashion_lfc4``) Fashion-MNIST (Debian's ``dataset-fashion-mnist``, or
+tensorflow-datasets).
 
 Everything resumes: run the same command again and finished runs are read
 back, an interrupted one continues. Run from the repository root::
@@ -14,12 +17,14 @@ back, an interrupted one continues. Run from the repository root::
     python -m experiments.regenerate --data-dir ../shared/data/mnist
     python -m experiments.regenerate --data-dir ../shared/data/mnist --tables lenet300
     python -m experiments.regenerate --data-dir ../shared/data/mnist --tables net4 --rows adam
+    python -m experiments.regenerate --tables fashion_lfc4
 
 ``--rows`` lets a second process take some rows of a table while the first
 works through the others (a run folder must not be shared by two processes).
 
-Selection runs go to ``runs/selection/`` and their table to
-``results/selection/``; final runs to ``results/mnist/MODEL/protocol/``.
+Selection runs go to ``runs/selection/TABLE/`` and their table to
+``results/selection/DATASET_MODEL.md``; final runs to
+``results/DATASET/MODEL/protocol/``.
 """
 
 from __future__ import annotations
@@ -40,16 +45,20 @@ from experiments import sweep as sweep_lib
 from experiments.progress import Progress, duration
 from experiments.tables import markdown
 
-# (method, eta) of each row of the paper's Tables I-III, in the paper's order.
-TABLE_ROWS = {
-    "net4": (("adam", None), ("pgl1", 80.0), ("pgl11", 40.0), ("pgl11", 25.0)),
-    "lfc4": (("adam", None), ("pgl1", 200.0), ("pgl11", 200.0), ("pgl11", 400.0),
-             ("pgl21", 50.0)),
-    "lenet300": (("adam", None), ("pgl1", 200.0), ("pgl11", 200.0), ("pgl11", 400.0),
-                 ("pgl21", 50.0)),
+# Each of the paper's Tables I-IV: its dataset, network and rows, (method,
+# eta) in the paper's order.
+TABLES = {
+    "net4": ("mnist", "net4", (("adam", None), ("pgl1", 80.0), ("pgl11", 40.0),
+                               ("pgl11", 25.0))),
+    "lfc4": ("mnist", "lfc4", (("adam", None), ("pgl1", 200.0), ("pgl11", 200.0),
+                               ("pgl11", 400.0), ("pgl21", 50.0))),
+    "lenet300": ("mnist", "lenet300", (("adam", None), ("pgl1", 200.0), ("pgl11", 200.0),
+                                       ("pgl11", 400.0), ("pgl21", 50.0))),
+    "fashion_lfc4": ("fashion_mnist", "lfc4", (("adam", None), ("pgl1", 400.0),
+                                               ("pgl11", 400.0))),
 }
-# The order the tables are regenerated in: the fastest first.
-TABLE_ORDER = ("lenet300", "lfc4", "net4")
+# The order the tables are regenerated in: MNIST's fastest first, then Table IV.
+TABLE_ORDER = ("lenet300", "lfc4", "net4", "fashion_lfc4")
 # Candidate recipes: epochs per lottery phase (Adam trains twice as long),
 # Adam's rate (cosine decay over each phase) and the batch.
 RECIPES = (
@@ -70,15 +79,18 @@ def row_name(method: str, eta: float | None) -> str:
   return method if eta is None else f"{method}_eta{eta:g}"
 
 
-def config_for(model, method, eta, recipe, *, data_dir, seed, out, validation) -> config_lib.RunConfig:
-  """The run of one row under one recipe: the paper's protocol."""
+def config_for(table, method, eta, recipe, *, data_dir, seed, out,
+               validation) -> config_lib.RunConfig:
+  """The run of one row of ``table`` under one recipe: the paper's protocol."""
+  dataset, model, _ = TABLES[table]
   lottery = method != "adam"
   return config_lib.RunConfig(
-      model=model, dataset="mnist", method=method, eta=eta,
+      model=model, dataset=dataset, method=method, eta=eta,
       schedule="lottery" if lottery else "every-step",
       epochs=recipe["epochs"] if lottery else 2 * recipe["epochs"],
       retrain_epochs=recipe["epochs"], lr=recipe["lr"], lr_schedule="cosine",
-      batch_size=recipe["batch_size"], seed=seed, out=str(out), data_dir=data_dir,
+      batch_size=recipe["batch_size"], seed=seed, out=str(out),
+      data_dir=data_dir if dataset == "mnist" else None,
       validation_examples=VALIDATION_EXAMPLES if validation else 0)
 
 
@@ -88,7 +100,7 @@ def _run(config, dataset, progress):
                     dataset=dataset)
 
 
-def select(model, dataset, data_dir, progress, table_rows) -> dict:
+def select(table, dataset, data_dir, progress, table_rows) -> dict:
   """Each row's recipe: the candidate with the best validation accuracy.
 
   The table of ``results/selection/`` is written once every row of the paper's
@@ -98,9 +110,9 @@ def select(model, dataset, data_dir, progress, table_rows) -> dict:
   for method, eta in table_rows:
     scores = {}
     for recipe in RECIPES:
-      out = pathlib.Path("runs/selection", model, row_name(method, eta), recipe_name(recipe))
-      progress.line(f"select {model} {row_name(method, eta)} {recipe_name(recipe)}")
-      result = _run(config_for(model, method, eta, recipe, data_dir=data_dir, seed=0, out=out,
+      out = pathlib.Path("runs/selection", table, row_name(method, eta), recipe_name(recipe))
+      progress.line(f"select {table} {row_name(method, eta)} {recipe_name(recipe)}")
+      result = _run(config_for(table, method, eta, recipe, data_dir=data_dir, seed=0, out=out,
                                validation=True), dataset, progress)
       scores[recipe_name(recipe)] = (result["validation_accuracy"], recipe, result)
     best = max(scores.values(), key=lambda s: s[0])
@@ -109,50 +121,55 @@ def select(model, dataset, data_dir, progress, table_rows) -> dict:
       rows.append([row_name(method, eta), name, f"{100 * score:.2f}",
                    f"{result['maccs_effective'] / 1e3:,.1f}", f"{result['memory_kb']:,.1f}",
                    "chosen" if recipe is best[1] else ""])
-  if len(table_rows) < len(TABLE_ROWS[model]):
+  dataset_name, model, all_rows = TABLES[table]
+  if len(table_rows) < len(all_rows):
     return chosen
-  table = pathlib.Path("results/selection", f"mnist_{model}.md")
-  table.parent.mkdir(parents=True, exist_ok=True)
-  table.write_text(
-      f"# Recipes for {model} on MNIST, chosen on validation accuracy\n\n"
+  written = pathlib.Path("results/selection", f"{dataset_name}_{model}.md")
+  written.parent.mkdir(parents=True, exist_ok=True)
+  written.write_text(
+      f"# Recipes for {model} on {data_lib.DISPLAY_NAMES[dataset_name]}, chosen on validation "
+      "accuracy\n\n"
       f"Each candidate trained once (seed 0) on the first {60_000 - VALIDATION_EXAMPLES:,} "
       f"training images, scored on the last {VALIDATION_EXAMPLES:,}; projected rows use the "
       "lottery (Algorithm 4), Adam trains as long as both lottery phases; cosine decay. "
       "Generated by `python -m experiments.regenerate`.\n\n"
       + markdown(["row", "recipe (epochs per phase, rate, batch)", "validation accuracy (%)",
                   "k-MACCs", "memory (kB)", ""], rows) + "\n")
-  (table.with_suffix(".json")).write_text(json.dumps(chosen, indent=1, sort_keys=True))
+  written.with_suffix(".json").write_text(json.dumps(chosen, indent=1, sort_keys=True))
   return chosen
 
 
-def final(model, chosen, dataset, data_dir, progress, table_rows) -> None:
+def final(table, chosen, dataset, data_dir, progress, table_rows) -> None:
   """The chosen recipe of each row, three seeds, the whole training set."""
+  dataset_name, model, _ = TABLES[table]
   for method, eta in table_rows:
     recipe = chosen[row_name(method, eta)]
-    base = config_for(model, method, eta, recipe, data_dir=data_dir, seed=SEEDS[0],
+    base = config_for(table, method, eta, recipe, data_dir=data_dir, seed=SEEDS[0],
                       out="unused", validation=False)
-    out = pathlib.Path("results/mnist", model, "protocol", row_name(method, eta))
-    progress.line(f"final {model} {row_name(method, eta)} {recipe_name(recipe)}")
+    out = pathlib.Path("results", dataset_name, model, "protocol", row_name(method, eta))
+    progress.line(f"final {table} {row_name(method, eta)} {recipe_name(recipe)}")
     sweep_lib.sweep(base, (method,), (eta,), SEEDS, out, progress=progress)
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data-dir", required=True, help="the MNIST IDX files")
+  parser.add_argument("--data-dir", help="the MNIST IDX files (for Tables I-III)")
   parser.add_argument("--tables", default=",".join(TABLE_ORDER),
                       help="comma-separated, from " + ", ".join(TABLE_ORDER))
   parser.add_argument("--rows", help="comma-separated row names (adam, pgl11_eta40, ...): only "
                       "these rows of the tables")
   args = parser.parse_args(argv)
   tables_ = args.tables.split(",")
-  for model in tables_:
-    if model not in TABLE_ROWS:
-      parser.error(f"--tables: no table {model!r}; one of " + ", ".join(TABLE_ORDER))
-  rows_of = {model: [(m, e) for m, e in TABLE_ROWS[model]
+  for table in tables_:
+    if table not in TABLES:
+      parser.error(f"--tables: no table {table!r}; one of " + ", ".join(TABLE_ORDER))
+  if args.data_dir is None and any(TABLES[table][0] == "mnist" for table in tables_):
+    parser.error("--data-dir: the MNIST tables need the folder of MNIST's IDX files")
+  rows_of = {table: [(m, e) for m, e in TABLES[table][2]
                      if args.rows is None or row_name(m, e) in args.rows.split(",")]
-             for model in tables_}
+             for table in tables_}
   if args.rows is not None:
-    known = {row_name(m, e) for model in tables_ for m, e in TABLE_ROWS[model]}
+    known = {row_name(m, e) for table in tables_ for m, e in TABLES[table][2]}
     unknown = set(args.rows.split(",")) - known
     if unknown:
       parser.error(f"--rows: no row {sorted(unknown)[0]!r} in {args.tables}; the rows are "
@@ -160,12 +177,15 @@ def main(argv=None) -> int:
   progress = Progress()
   try:
     with interrupt.deferred():
-      dataset = data_lib.load("mnist", args.data_dir)
-      for model in tables_:
+      loaded = {}
+      for table in tables_:
         start = time.time()
-        chosen = select(model, dataset, args.data_dir, progress, rows_of[model])
-        final(model, chosen, dataset, args.data_dir, progress, rows_of[model])
-        progress.line(f"{model}: {duration(time.time() - start)}")
+        name = TABLES[table][0]
+        if name not in loaded:
+          loaded[name] = data_lib.load(name, args.data_dir if name == "mnist" else None)
+        chosen = select(table, loaded[name], args.data_dir, progress, rows_of[table])
+        final(table, chosen, loaded[name], args.data_dir, progress, rows_of[table])
+        progress.line(f"{table}: {duration(time.time() - start)}")
   except (data_lib.DataUnavailable, data_lib.ChecksumMismatch) as error:
     print(f"error: {error}", file=sys.stderr)
     return 3

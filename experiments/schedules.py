@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
-import statistics
 import sys
 
 import matplotlib
@@ -126,7 +125,7 @@ def main(argv=None) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
-    print(f"\ninterrupted; finished runs are kept: run the same command again to continue",
+    print("\ninterrupted; finished runs are kept: run the same command again to continue",
           file=sys.stderr)
     return 130
   text = table(results)

@@ -28,16 +28,15 @@ import matplotlib.ticker  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from experiments import config as config_lib  # noqa: E402
+from experiments import data as data_lib  # noqa: E402
 from experiments import methods  # noqa: E402
 from experiments import plots  # noqa: E402
 from experiments import provenance  # noqa: E402
 from experiments.report import prose  # noqa: E402
 from experiments import tables  # noqa: E402
-from experiments import runner  # noqa: E402
 
 MODEL_NAMES = {"lfc4": "LFC4", "lenet300": "LeNet-300-100", "net4": "Net4",
                "simplenet": "SimpleNet", "resnet": "ResNet", "vit": "Vision transformer"}
-DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 # (dataset, model) -> [(paper's label, memory kB, k-MACCs, accuracy %)], from
 # the paper's Tables I-V (Barlaud & Guyard, ICPR 2020).
 PAPER = {
@@ -229,11 +228,11 @@ def table(dataset: str, model: str, members: list, root: pathlib.Path) -> list[s
   rows = [summary(s) for s in members]
   adams = [r for r in rows if r["method"] == "adam"]
   paper = {name: figures for name, *figures in PAPER.get((dataset, model), [])}
-  title = f"## {MODEL_NAMES[model]} on {DATASET_NAMES[dataset]}" + (
+  title = f"## {MODEL_NAMES[model]} on {data_lib.DISPLAY_NAMES[dataset]}" + (
       f" (the paper's Table {PAPER_TABLES[(dataset, model)]})"
       if (dataset, model) in PAPER_TABLES else " (not in the paper)")
   first = members[0]["runs"][0]
-  lines = [title, "", f"Data: {DATASET_NAMES[dataset]}, {first['train_examples']:,} training and "
+  lines = [title, "", f"Data: {data_lib.DISPLAY_NAMES[dataset]}, {first['train_examples']:,} training and "
                       f"{first['test_examples']:,} test images, from {first['data_source']}"
            + _files_note(first) + ".", ""]
   header = ["#", "Method", "Protocol", "Schedule", "Training", "Epochs", "Memory (kB)",
@@ -341,7 +340,7 @@ def pareto_plots(settings: dict, out: pathlib.Path) -> list[pathlib.Path]:
       ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
       ax.set_xlabel(axis_label)
       ax.set_ylabel("test accuracy (%)")
-      ax.set_title(f"{MODEL_NAMES[model]}, {DATASET_NAMES[dataset]}")
+      ax.set_title(f"{MODEL_NAMES[model]}, {data_lib.DISPLAY_NAMES[dataset]}")
       ax.grid(True, which="both", alpha=0.3)
       ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
