@@ -278,7 +278,9 @@ def train_steps(state: TrainState, data: DeviceData, order, after_chunk=None) ->
     variables, chunk_losses = train(graphdef, variables, order[first:first + chunk], data)
     losses.append(chunk_losses)
     if after_chunk is not None:
-      after_chunk(min(first + chunk, steps), chunk_losses[-1])
+      # Dispatch returns before the steps run: the progress bar times the
+      # steps themselves, so it waits for them.
+      after_chunk(min(first + chunk, steps), chunk_losses[-1].block_until_ready())
     interrupt.raise_if_requested()
   nnx.update(state, variables)
   return jnp.concatenate(losses) if losses else jnp.zeros(0)

@@ -46,7 +46,10 @@ def test_compiled_steps_equal_a_step_by_step_loop_over_the_same_batches(tiny, ma
                                              dataset.train_labels[index]))
 
   trained = make()
-  losses = steps.train_steps(steps.TrainState(*trained), on_devices, order)
+  reported = []  # the progress bar's view: steps done, and whether they had run
+  losses = steps.train_steps(steps.TrainState(*trained), on_devices, order,
+                             lambda done, loss: reported.append((done, loss.is_ready())))
+  assert [done for done, _ in reported][-1] == 5 and all(ready for _, ready in reported)
 
   np.testing.assert_allclose(losses, np.stack(reference_losses), rtol=1e-5)
   for ours, reference in zip(jax.tree.leaves(steps.params_of(trained[0])),
