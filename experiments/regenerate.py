@@ -1,4 +1,4 @@
-"""Regenerates the paper's Tables I-IV under its protocol, recipes chosen on held-out data.
+"""Regenerates the paper's Tables I-IV under its protocol, and the comparator tables.
 
 The paper's protocol: Algorithm 4 (the lottery) for every projected row,
 every layer the paper constrains, one radius; Adam alone for the baseline,
@@ -11,6 +11,13 @@ Tables I-III are MNIST (``--data-dir``: its IDX files), Table IV
 (``fashion_lfc4``) Fashion-MNIST (Debian's ``dataset-fashion-mnist``, or
 tensorflow-datasets).
 
+The comparator tables (``fashion_lenet300_comparators``,
+``fashion_lfc4_comparators``; not in the paper) put the literature's
+sparsifiers beside the projections on Fashion-MNIST, every row trained alike
+(:class:`Comparator`); a method's strength is chosen on the same validation
+split at the row's budget, and its final runs go to
+``results/fashion_mnist/MODEL/comparators/``.
+
 Everything resumes: run the same command again and finished runs are read
 back, an interrupted one continues. Run from the repository root::
 
@@ -18,6 +25,7 @@ back, an interrupted one continues. Run from the repository root::
     python -m experiments.regenerate --data-dir ../shared/data/mnist --tables lenet300
     python -m experiments.regenerate --data-dir ../shared/data/mnist --tables net4 --rows adam
     python -m experiments.regenerate --tables fashion_lfc4
+    python -m experiments.regenerate --tables fashion_lenet300_comparators
 
 ``--rows`` lets a second process take some rows of a table while the first
 works through the others (a run folder must not be shared by two processes).
@@ -30,6 +38,7 @@ Selection runs go to ``runs/selection/TABLE/`` and their table to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import shlex
@@ -57,8 +66,66 @@ TABLES = {
     "fashion_lfc4": ("fashion_mnist", "lfc4", (("adam", None), ("pgl1", 400.0),
                                                ("pgl11", 400.0))),
 }
-# The order the tables are regenerated in: MNIST's fastest first, then Table IV.
-TABLE_ORDER = ("lenet300", "lfc4", "net4", "fashion_lfc4")
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparator:
+  """A row of a comparator table: its settings, and the strengths chosen among.
+
+  Every row shares one training (Adam, rate 1e-3, cosine, batch 128, 16 epochs
+  in all); ``settings`` are the run's fields beyond it, the budget included
+  (``keep`` or the radius). A method with a strength (HALO's ξ, ℓ1/ℓ2's λ,
+  GSEF's β) gets the candidate with the best validation accuracy at that
+  budget; a row without ``strengths`` has nothing to choose.
+  """
+
+  name: str
+  settings: dict
+  strengths: tuple[float, ...] = ()
+
+
+def _lottery(method: str, eta: float, **settings) -> dict:
+  return {"method": method, "eta": eta, "schedule": "lottery", "epochs": 8,
+          "retrain_epochs": 8, **settings}
+
+
+# The literature's sparsifiers beside the projections, on Fashion-MNIST (not in
+# the paper). Magnitude pruning trains 5 (LeNet) or 2 (LFC4) epochs, then one
+# epoch per 20 % round down to its budget: 16 epochs in all.
+COMPARATOR_TABLES = {
+    "fashion_lenet300_comparators": ("fashion_mnist", "lenet300", (
+        Comparator("adam", {"method": "adam", "epochs": 16}),
+        Comparator("pgl11_eta1000", _lottery("pgl11", 1000.0)),
+        Comparator("bilevel_l1inf_eta10", _lottery("bilevel_l1inf", 10.0)),
+        Comparator("halo_keep0.1", {"method": "halo", "keep": 0.1, "epochs": 16},
+                   (1e-5, 1e-4, 3e-4)),
+        Comparator("l1_over_l2_keep0.1", {"method": "l1_over_l2", "keep": 0.1, "epochs": 16},
+                   (1e-5, 1e-4, 1e-3)),
+        Comparator("gsef_keep0.7", {"method": "gsef", "keep": 0.7, "epochs": 16},
+                   (0.3, 1.0, 3.0)),
+        Comparator("magnitude_keep0.1", {"method": "magnitude", "keep": 0.1, "epochs": 5,
+                                         "retrain_epochs": 1}),
+    )),
+    "fashion_lfc4_comparators": ("fashion_mnist", "lfc4", (
+        Comparator("adam", {"method": "adam", "epochs": 16}),
+        Comparator("pgl11_eta400_fc1-1200_fc5-40",
+                   _lottery("pgl11", 400.0, layer_eta=(("fc1", 1200.0), ("fc5", 40.0)))),
+        Comparator("pgl1_eta400", _lottery("pgl1", 400.0)),
+        Comparator("halo_keep0.05", {"method": "halo", "keep": 0.05, "epochs": 16},
+                   (1e-5, 1e-4, 3e-4)),
+        Comparator("l1_over_l2_keep0.05", {"method": "l1_over_l2", "keep": 0.05, "epochs": 16},
+                   (1e-5, 1e-4, 1e-3)),
+        Comparator("gsef_keep0.7", {"method": "gsef", "keep": 0.7, "epochs": 16},
+                   (0.3, 1.0, 3.0)),
+        Comparator("gsef_keep0.8", {"method": "gsef", "keep": 0.8, "epochs": 16},
+                   (0.3, 1.0, 3.0)),
+        Comparator("magnitude_keep0.05", {"method": "magnitude", "keep": 0.05, "epochs": 2,
+                                          "retrain_epochs": 1}),
+    )),
+}
+# The order the tables are regenerated in: MNIST's fastest first, then Table IV,
+# then the comparators.
+TABLE_ORDER = ("lenet300", "lfc4", "net4", "fashion_lfc4", *COMPARATOR_TABLES)
 # Candidate recipes: epochs per lottery phase (Adam trains twice as long),
 # Adam's rate (cosine decay over each phase) and the batch.
 RECIPES = (
@@ -117,26 +184,35 @@ def select(table, dataset, data_dir, progress, table_rows) -> dict:
       scores[recipe_name(recipe)] = (result["validation_accuracy"], recipe, result)
     best = max(scores.values(), key=lambda s: s[0])
     chosen[row_name(method, eta)] = best[1]
-    for name, (score, recipe, result) in scores.items():
-      rows.append([row_name(method, eta), name, f"{100 * score:.2f}",
-                   f"{result['maccs_effective'] / 1e3:,.1f}", f"{result['memory_kb']:,.1f}",
-                   "chosen" if recipe is best[1] else ""])
+    rows += [_candidate_row(row_name(method, eta), name, result, recipe is best[1])
+             for name, (score, recipe, result) in scores.items()]
   dataset_name, model, all_rows = TABLES[table]
-  if len(table_rows) < len(all_rows):
-    return chosen
-  written = pathlib.Path("results/selection", f"{dataset_name}_{model}.md")
-  written.parent.mkdir(parents=True, exist_ok=True)
-  written.write_text(
-      f"# Recipes for {model} on {data_lib.DISPLAY_NAMES[dataset_name]}, chosen on validation "
-      "accuracy\n\n"
-      f"Each candidate trained once (seed 0) on the first {60_000 - VALIDATION_EXAMPLES:,} "
-      f"training images, scored on the last {VALIDATION_EXAMPLES:,}; projected rows use the "
-      "lottery (Algorithm 4), Adam trains as long as both lottery phases; cosine decay. "
-      "Generated by `python -m experiments.regenerate`.\n\n"
-      + markdown(["row", "recipe (epochs per phase, rate, batch)", "validation accuracy (%)",
-                  "k-MACCs", "memory (kB)", ""], rows) + "\n")
-  written.with_suffix(".json").write_text(json.dumps(chosen, indent=1, sort_keys=True))
+  if len(table_rows) == len(all_rows):
+    _write_selection(
+        f"{dataset_name}_{model}",
+        f"# Recipes for {model} on {data_lib.DISPLAY_NAMES[dataset_name]}, chosen on validation "
+        "accuracy\n\n"
+        f"Each candidate trained once (seed 0) on the first {60_000 - VALIDATION_EXAMPLES:,} "
+        f"training images, scored on the last {VALIDATION_EXAMPLES:,}; projected rows use the "
+        "lottery (Algorithm 4), Adam trains as long as both lottery phases; cosine decay. "
+        "Generated by `python -m experiments.regenerate`.",
+        ["row", "recipe (epochs per phase, rate, batch)"], rows, chosen)
   return chosen
+
+
+def _write_selection(name: str, heading: str, columns: list[str], rows, chosen: dict) -> None:
+  """``results/selection/NAME.md`` (every candidate's figures) and ``NAME.json`` (the choice)."""
+  written = pathlib.Path("results/selection", f"{name}.md")
+  written.parent.mkdir(parents=True, exist_ok=True)
+  written.write_text(heading + "\n\n" + markdown(
+      [*columns, "validation accuracy (%)", "k-MACCs", "memory (kB)", ""], rows) + "\n")
+  written.with_suffix(".json").write_text(json.dumps(chosen, indent=1, sort_keys=True))
+
+
+def _candidate_row(row: str, candidate: str, result: dict, is_chosen: bool) -> list[str]:
+  return [row, candidate, f"{100 * result['validation_accuracy']:.2f}",
+          f"{result['maccs_effective'] / 1e3:,.1f}", f"{result['memory_kb']:,.1f}",
+          "chosen" if is_chosen else ""]
 
 
 def final(table, chosen, dataset, data_dir, progress, table_rows) -> None:
@@ -151,6 +227,70 @@ def final(table, chosen, dataset, data_dir, progress, table_rows) -> None:
     sweep_lib.sweep(base, (method,), (eta,), SEEDS, out, progress=progress)
 
 
+def comparator_config(table, row: Comparator, strength, *, seed, out,
+                      validation) -> config_lib.RunConfig:
+  """The run of a comparator row at ``strength`` (``None``: the row's own settings)."""
+  dataset, model, _ = COMPARATOR_TABLES[table]
+  settings = dict(row.settings, **({} if strength is None else {"eta": strength}))
+  return config_lib.RunConfig(
+      model=model, dataset=dataset, lr=1e-3, lr_schedule="cosine", batch_size=128, seed=seed,
+      out=str(out), validation_examples=VALIDATION_EXAMPLES if validation else 0, **settings)
+
+
+def select_strengths(table, dataset, progress, table_rows) -> dict:
+  """Each comparator's strength: the candidate with the best validation accuracy.
+
+  The budget (``keep``) is the row's; only the strength is chosen, so each
+  method gets its most accurate setting at the same budget.
+  """
+  chosen, rows = {}, []
+  for row in table_rows:
+    if not row.strengths:
+      continue
+    results = {}
+    for strength in row.strengths:
+      out = pathlib.Path("runs/selection", table, row.name, f"eta{strength:g}")
+      progress.line(f"select {table} {row.name} eta={strength:g}")
+      results[strength] = _run(comparator_config(table, row, strength, seed=0, out=out,
+                                                 validation=True), dataset, progress)
+    chosen[row.name] = max(results, key=lambda s: results[s]["validation_accuracy"])
+    rows += [_candidate_row(row.name, f"{strength:g}", result, strength == chosen[row.name])
+             for strength, result in results.items()]
+  dataset_name, model, all_rows = COMPARATOR_TABLES[table]
+  if len(table_rows) == len(all_rows):
+    _write_selection(
+        f"{dataset_name}_{model}_comparators",
+        f"# Comparator strengths for {model} on {data_lib.DISPLAY_NAMES[dataset_name]}, chosen "
+        "on validation accuracy\n\n"
+        f"Each candidate trained once (seed 0) on the first {60_000 - VALIDATION_EXAMPLES:,} "
+        f"training images, scored after its final step on the last {VALIDATION_EXAMPLES:,}, "
+        "at the row's budget. Generated by `python -m experiments.regenerate`.",
+        ["row", "strength (ξ, λ or β)"], rows, chosen)
+  return chosen
+
+
+def final_comparators(table, chosen, dataset, progress, table_rows) -> None:
+  """Each comparator row at its chosen strength, three seeds, the whole training set."""
+  dataset_name, model, _ = COMPARATOR_TABLES[table]
+  for row in table_rows:
+    base = comparator_config(table, row, chosen.get(row.name), seed=SEEDS[0], out="unused",
+                             validation=False)
+    out = pathlib.Path("results", dataset_name, model, "comparators", row.name)
+    progress.line(f"final {table} {row.name}")
+    sweep_lib.sweep(base, (base.method,), (base.eta,), SEEDS, out, progress=progress)
+
+
+def rows_of(table) -> dict:
+  """The rows of ``table``, by name."""
+  if table in COMPARATOR_TABLES:
+    return {row.name: row for row in COMPARATOR_TABLES[table][2]}
+  return {row_name(method, eta): (method, eta) for method, eta in TABLES[table][2]}
+
+
+def dataset_of(table) -> str:
+  return (COMPARATOR_TABLES if table in COMPARATOR_TABLES else TABLES)[table][0]
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data-dir", help="the MNIST IDX files (for Tables I-III)")
@@ -161,16 +301,14 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   tables_ = args.tables.split(",")
   for table in tables_:
-    if table not in TABLES:
+    if table not in TABLE_ORDER:
       parser.error(f"--tables: no table {table!r}; one of " + ", ".join(TABLE_ORDER))
-  if args.data_dir is None and any(TABLES[table][0] == "mnist" for table in tables_):
+  if args.data_dir is None and any(dataset_of(table) == "mnist" for table in tables_):
     parser.error("--data-dir: the MNIST tables need the folder of MNIST's IDX files")
-  rows_of = {table: [(m, e) for m, e in TABLES[table][2]
-                     if args.rows is None or row_name(m, e) in args.rows.split(",")]
-             for table in tables_}
-  if args.rows is not None:
-    known = {row_name(m, e) for table in tables_ for m, e in TABLES[table][2]}
-    unknown = set(args.rows.split(",")) - known
+  wanted = None if args.rows is None else args.rows.split(",")
+  if wanted is not None:
+    known = {name for table in tables_ for name in rows_of(table)}
+    unknown = set(wanted) - known
     if unknown:
       parser.error(f"--rows: no row {sorted(unknown)[0]!r} in {args.tables}; the rows are "
                    + ", ".join(sorted(known)))
@@ -180,11 +318,17 @@ def main(argv=None) -> int:
       loaded = {}
       for table in tables_:
         start = time.time()
-        name = TABLES[table][0]
+        name = dataset_of(table)
         if name not in loaded:
           loaded[name] = data_lib.load(name, args.data_dir if name == "mnist" else None)
-        chosen = select(table, loaded[name], args.data_dir, progress, rows_of[table])
-        final(table, chosen, loaded[name], args.data_dir, progress, rows_of[table])
+        rows = [row for row_name_, row in rows_of(table).items()
+                if wanted is None or row_name_ in wanted]
+        if table in COMPARATOR_TABLES:
+          chosen = select_strengths(table, loaded[name], progress, rows)
+          final_comparators(table, chosen, loaded[name], progress, rows)
+        else:
+          chosen = select(table, loaded[name], args.data_dir, progress, rows)
+          final(table, chosen, loaded[name], args.data_dir, progress, rows)
         progress.line(f"{table}: {duration(time.time() - start)}")
   except (data_lib.DataUnavailable, data_lib.ChecksumMismatch) as error:
     print(f"error: {error}", file=sys.stderr)

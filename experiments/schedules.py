@@ -102,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
   top.add_argument("--lr-schedule", default="cosine", choices=list(config_lib.LR_SCHEDULES))
   top.add_argument("--seed", type=cli.csv_of(int), default=(0, 1, 2), help="comma-separated")
   top.add_argument("--data-dir")
-  top.add_argument("--out", help="default: results/<dataset>/<model>/schedules_<method>_eta<eta>")
+  top.add_argument("--out", help="default: results/<dataset>/<model>/schedules/<method>_eta<eta>")
   top.add_argument("--quiet", action="store_true")
   return top
 
@@ -110,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   args = parser().parse_args(argv)
   out = pathlib.Path(args.out or f"results/{args.dataset}/{args.model}/"
-                                 f"schedules_{args.method}_eta{args.eta:g}")
+                                 f"schedules/{args.method}_eta{args.eta:g}")
   base = config_lib.RunConfig(model=args.model, dataset=args.dataset, method=args.method,
                           eta=args.eta, epochs=args.epochs, retrain_epochs=args.epochs,
                           lr=args.lr, lr_schedule=args.lr_schedule, data_dir=args.data_dir)

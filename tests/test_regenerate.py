@@ -1,11 +1,12 @@
 """The regeneration of the paper's MNIST tables: recipes chosen on validation accuracy."""
 
 import json
+import pathlib
 import signal
 
 import pytest
 
-from experiments import interrupt, regenerate
+from experiments import comparators, interrupt, regenerate, runner
 from experiments.progress import Progress
 
 
@@ -36,7 +37,8 @@ def test_some_rows_alone_leave_the_selection_table_unwritten(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--tables", "net5"], "--tables: no table 'net5'; one of lenet300, lfc4, net4, fashion_lfc4"),
+    (["--tables", "net5"], "--tables: no table 'net5'; one of lenet300, lfc4, net4, fashion_lfc4, "
+     "fashion_lenet300_comparators, fashion_lfc4_comparators"),
     (["--tables", "net4", "--rows", "pgl1_eta200"], "--rows: no row 'pgl1_eta200' in net4"),
 ])
 def test_unknown_tables_and_rows_are_one_line_errors(argv, message, capsys):
@@ -78,3 +80,66 @@ def test_table_iv_is_fashion_mnist_lfc4_on_every_layer_with_one_radius(tmp_path,
   assert {c.schedule for c in configs if c.method != "adam"} == {"lottery"}
   assert (tmp_path / "results/selection/fashion_mnist_lfc4.md").read_text().startswith(
       "# Recipes for lfc4 on Fashion-MNIST, chosen on validation accuracy")
+
+
+def fake_comparator_run(config, dataset, progress):
+  # Validation accuracy peaks at the middle strength of each method's candidates.
+  score = 0.8 + 0.1 * (config.eta in (1e-4, 1.0))
+  return {"validation_accuracy": score, "maccs_effective": 1000.0, "memory_kb": 2.0}
+
+
+@pytest.mark.parametrize("table", list(regenerate.COMPARATOR_TABLES))
+def test_each_comparator_gets_its_best_validation_strength_at_its_budget(table, tmp_path,
+                                                                         monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  configs = []
+  monkeypatch.setattr(regenerate, "_run", lambda config, *args: configs.append(config)
+                      or fake_comparator_run(config, *args))
+  rows = regenerate.COMPARATOR_TABLES[table][2]
+  chosen = regenerate.select_strengths(table, None, Progress(), rows)
+  with_strengths = {row.name for row in rows if row.strengths}
+  assert chosen == {name: 1.0 if name.startswith("gsef") else 1e-4 for name in with_strengths}
+  # Only the rows with a strength train on the validation split, at their own budget.
+  assert {c.method for c in configs} == {"halo", "l1_over_l2", "gsef"}
+  assert all(c.validation_examples == 10_000 and c.seed == 0 for c in configs)
+  by_name = {row.name: row for row in rows}
+  assert all(c.keep == by_name[pathlib.Path(c.out).parent.name].settings["keep"]
+             for c in configs)
+  dataset, model, _ = regenerate.COMPARATOR_TABLES[table]
+  written = (tmp_path / f"results/selection/{dataset}_{model}_comparators.md").read_text()
+  assert written.count("| chosen |") == len(with_strengths)
+
+
+@pytest.mark.parametrize("table", list(regenerate.COMPARATOR_TABLES))
+def test_every_comparator_row_trains_alike_for_sixteen_epochs(table):
+  for row in regenerate.COMPARATOR_TABLES[table][2]:
+    for strength in row.strengths or (None,):
+      config = regenerate.comparator_config(table, row, strength, seed=0, out="unused",
+                                            validation=False)
+      runner.validate(config)
+      assert (config.lr, config.lr_schedule, config.batch_size) == (1e-3, "cosine", 128)
+      if config.method == "magnitude":
+        total = config.epochs + comparators.magnitude_rounds(config.keep) * config.retrain_epochs
+      elif config.schedule == "lottery":
+        total = config.epochs + config.retrain_epochs
+      else:
+        total = config.epochs
+      assert total == 16, row.name
+
+
+def test_final_comparator_runs_use_the_chosen_strength_and_three_seeds(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  swept = []
+  monkeypatch.setattr(regenerate.sweep_lib, "sweep",
+                      lambda base, methods, etas, seeds, out, progress: swept.append(
+                          (base.method, etas, seeds, str(out))))
+  table = "fashion_lenet300_comparators"
+  rows = regenerate.COMPARATOR_TABLES[table][2]
+  regenerate.final_comparators(table, {"halo_keep0.1": 3e-4}, None, Progress(), rows[:4])
+  assert swept == [
+      ("adam", (None,), (0, 1, 2), "results/fashion_mnist/lenet300/comparators/adam"),
+      ("pgl11", (1000.0,), (0, 1, 2), "results/fashion_mnist/lenet300/comparators/pgl11_eta1000"),
+      ("bilevel_l1inf", (10.0,), (0, 1, 2),
+       "results/fashion_mnist/lenet300/comparators/bilevel_l1inf_eta10"),
+      ("halo", (3e-4,), (0, 1, 2), "results/fashion_mnist/lenet300/comparators/halo_keep0.1"),
+  ]
