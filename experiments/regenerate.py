@@ -105,6 +105,14 @@ COMPARATOR_TABLES = {
                    (0.3, 1.0, 3.0)),
         Comparator("magnitude_keep0.1", {"method": "magnitude", "keep": 0.1, "epochs": 5,
                                          "retrain_epochs": 1}),
+        Comparator("pgl1_eta200", _lottery("pgl1", 200.0)),
+        Comparator("pgl21_eta50", _lottery("pgl21", 50.0)),
+        Comparator("pgl1inf_eta10", _lottery("pgl1inf", 10.0)),
+        # Algorithm 1 against Algorithm 4: the same balls projected every step.
+        Comparator("pgl11_eta1000_every-step", {"method": "pgl11", "eta": 1000.0, "epochs": 16}),
+        Comparator("pgl1inf_eta10_every-step", {"method": "pgl1inf", "eta": 10.0, "epochs": 16}),
+        Comparator("bilevel_l1inf_eta10_every-step",
+                   {"method": "bilevel_l1inf", "eta": 10.0, "epochs": 16}),
     )),
     "fashion_lfc4_comparators": ("fashion_mnist", "lfc4", (
         Comparator("adam", {"method": "adam", "epochs": 16}),
@@ -121,6 +129,8 @@ COMPARATOR_TABLES = {
                    (0.3, 1.0, 3.0)),
         Comparator("magnitude_keep0.05", {"method": "magnitude", "keep": 0.05, "epochs": 2,
                                           "retrain_epochs": 1}),
+        Comparator("pgl1inf_eta8", _lottery("pgl1inf", 8.0)),
+        Comparator("bilevel_l1inf_eta8", _lottery("bilevel_l1inf", 8.0)),
     )),
 }
 # The order the tables are regenerated in: MNIST's fastest first, then Table IV,
