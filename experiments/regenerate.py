@@ -116,6 +116,7 @@ COMPARATOR_TABLES = {
     )),
     "fashion_lfc4_comparators": ("fashion_mnist", "lfc4", (
         Comparator("adam", {"method": "adam", "epochs": 16}),
+        Comparator("pgl11_eta400", _lottery("pgl11", 400.0)),
         Comparator("pgl11_eta400_fc1-1200_fc5-40",
                    _lottery("pgl11", 400.0, layer_eta=(("fc1", 1200.0), ("fc5", 40.0)))),
         Comparator("pgl1_eta400", _lottery("pgl1", 400.0)),
