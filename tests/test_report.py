@@ -108,6 +108,14 @@ def test_discussion_figures_are_read_from_the_rows(results):
           f"{statistics.fmean(pgl11) - statistics.fmean(adam):+.2f} points; 3 Adam seeds.") in text
 
 
+def test_the_strength_a_setting_ran_at_is_its_seeds_common_eta():
+  runs = {"net/halo": [{"seed": 0, "eta": 3e-4}, {"seed": 1, "eta": 3e-4}],
+          "net/mixed": [{"seed": 0, "eta": 1e-4}, {"seed": 1, "eta": 3e-4}]}
+  assert prose.render("ξ = {{net/halo eta}}", runs) == "ξ = 0.0003"
+  with pytest.raises(ValueError, match="the seeds differ in eta: 0.0001, 0.0003"):
+    prose.render("{{net/mixed eta}}", runs)
+
+
 def test_discussion_layer_counts_from_the_layer_reports():
   def run(seed, dead):
     # fc1 of LeNet-300-100: 784 x 300 weights and 300 biases.

@@ -70,6 +70,13 @@ def _bits_per_weight(runs) -> str:
   return f"{statistics.fmean(8 * sum(l['bytes_entropy'] for l in r['layers_report']) / sum(l['nonzero'] for l in r['layers_report']) for r in runs):.1f}"
 
 
+def _same(runs, key) -> str:
+  values = {run[key] for run in runs}
+  if len(values) != 1:
+    raise ValueError(f"the seeds differ in {key}: " + ", ".join(f"{v:g}" for v in sorted(values)))
+  return f"{values.pop():g}"
+
+
 def _versus(measure, text):
   def figure(runs, other):
     return text(measure(runs), measure(other))
@@ -97,6 +104,8 @@ FIGURES: dict[str, tuple[str | None, Callable]] = {
     "bits_per_weight": (None, _bits_per_weight),
     "epoch_seconds": (None, lambda runs: f"{statistics.fmean(r['seconds'] / r.get('epochs_total', r['epochs']) for r in runs):.0f}"),
     "seeds": (None, lambda runs: str(len(runs))),
+    # The radius or strength the setting ran at (chosen on validation for the comparators).
+    "eta": (None, lambda runs: _same(runs, "eta")),
     "epochs": (None, lambda runs: str(runs[0].get("epochs_total", runs[0]["epochs"]))),
     "dead_inputs": ("layer", _removed("dead_inputs")),
     "dead_outputs": ("layer", _removed("dead_outputs")),
