@@ -89,6 +89,12 @@ def _lottery(method: str, eta: float, **settings) -> dict:
           "retrain_epochs": 8, **settings}
 
 
+# Each comparator's candidate strengths: around the value its one-seed probes
+# favoured, a factor of about 3 to 10 either side.
+HALO_STRENGTHS = (1e-5, 1e-4, 3e-4)
+L1_OVER_L2_STRENGTHS = (1e-5, 1e-4, 1e-3)
+GSEF_STRENGTHS = (0.3, 1.0, 3.0)
+
 # The literature's sparsifiers beside the projections, on Fashion-MNIST (not in
 # the paper). Magnitude pruning trains 5 (LeNet) or 2 (LFC4) epochs, then one
 # epoch per 20 % round down to its budget: 16 epochs in all.
@@ -98,11 +104,11 @@ COMPARATOR_TABLES = {
         Comparator("pgl11_eta1000", _lottery("pgl11", 1000.0)),
         Comparator("bilevel_l1inf_eta10", _lottery("bilevel_l1inf", 10.0)),
         Comparator("halo_keep0.1", {"method": "halo", "keep": 0.1, "epochs": 16},
-                   (1e-5, 1e-4, 3e-4)),
+                   HALO_STRENGTHS),
         Comparator("l1_over_l2_keep0.1", {"method": "l1_over_l2", "keep": 0.1, "epochs": 16},
-                   (1e-5, 1e-4, 1e-3)),
+                   L1_OVER_L2_STRENGTHS),
         Comparator("gsef_keep0.7", {"method": "gsef", "keep": 0.7, "epochs": 16},
-                   (0.3, 1.0, 3.0)),
+                   GSEF_STRENGTHS),
         Comparator("magnitude_keep0.1", {"method": "magnitude", "keep": 0.1, "epochs": 5,
                                          "retrain_epochs": 1}),
         Comparator("pgl1_eta200", _lottery("pgl1", 200.0)),
@@ -121,13 +127,13 @@ COMPARATOR_TABLES = {
                    _lottery("pgl11", 400.0, layer_eta=(("fc1", 1200.0), ("fc5", 40.0)))),
         Comparator("pgl1_eta400", _lottery("pgl1", 400.0)),
         Comparator("halo_keep0.05", {"method": "halo", "keep": 0.05, "epochs": 16},
-                   (1e-5, 1e-4, 3e-4)),
+                   HALO_STRENGTHS),
         Comparator("l1_over_l2_keep0.05", {"method": "l1_over_l2", "keep": 0.05, "epochs": 16},
-                   (1e-5, 1e-4, 1e-3)),
+                   L1_OVER_L2_STRENGTHS),
         Comparator("gsef_keep0.7", {"method": "gsef", "keep": 0.7, "epochs": 16},
-                   (0.3, 1.0, 3.0)),
+                   GSEF_STRENGTHS),
         Comparator("gsef_keep0.8", {"method": "gsef", "keep": 0.8, "epochs": 16},
-                   (0.3, 1.0, 3.0)),
+                   GSEF_STRENGTHS),
         Comparator("magnitude_keep0.05", {"method": "magnitude", "keep": 0.05, "epochs": 2,
                                           "retrain_epochs": 1}),
         Comparator("pgl1inf_eta8", _lottery("pgl1inf", 8.0)),
