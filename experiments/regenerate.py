@@ -96,7 +96,6 @@ L1_OVER_L2_STRENGTHS = (1e-5, 1e-4, 1e-3)
 GSEF_STRENGTHS = (0.3, 1.0, 3.0)
 
 
-
 def _literature(keep: float, *, gsef_keeps: tuple[float, ...]) -> tuple[Comparator, ...]:
   """HALO and ℓ1/ℓ2 pruned to ``keep`` of the weights, GSEF to each of ``gsef_keeps``."""
   def row(method, budget, strengths):
