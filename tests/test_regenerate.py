@@ -38,7 +38,7 @@ def test_some_rows_alone_leave_the_selection_table_unwritten(tmp_path, monkeypat
 
 @pytest.mark.parametrize("argv,message", [
     (["--tables", "net5"], "--tables: no table 'net5'; one of lenet300, lfc4, net4, fashion_lfc4, "
-     "fashion_lenet300_comparators, fashion_lfc4_comparators"),
+     "fashion_lenet300_comparators, fashion_lfc4_comparators, fashion_lfc4_beyond"),
     (["--tables", "net4", "--rows", "pgl1_eta200"], "--rows: no row 'pgl1_eta200' in net4"),
 ])
 def test_unknown_tables_and_rows_are_one_line_errors(argv, message, capsys):
@@ -143,3 +143,55 @@ def test_final_comparator_runs_use_the_chosen_strength_and_three_seeds(tmp_path,
        "results/fashion_mnist/lenet300/comparators/bilevel_l1inf_eta10"),
       ("halo", (3e-4,), (0, 1, 2), "results/fashion_mnist/lenet300/comparators/halo_keep0.1"),
   ]
+
+
+def fake_variant_run(config, dataset, progress):
+  # Freezing dead groups prunes most and costs accuracy; projecting the
+  # classifier costs more. Only the frozen variants fit the paper's 131 kB.
+  frozen, classifier = config.freeze_dead, config.layers is None
+  return {"validation_accuracy": 0.89 - 0.01 * frozen - 0.02 * classifier,
+          "maccs_effective": 200e3, "memory_kb": 120.0 if frozen else 160.0}
+
+
+def test_a_beyond_row_gets_its_most_accurate_variant_within_the_papers_budget(tmp_path,
+                                                                             monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  configs = []
+  monkeypatch.setattr(regenerate, "_run", lambda config, *args: configs.append(config)
+                      or fake_variant_run(config, *args))
+  table = "fashion_lfc4_beyond"
+  chosen = regenerate.select_variants(table, None, Progress(), regenerate.BEYOND_TABLES[table][2])
+  # The most accurate variant (160 kB > 1.1 x 131 kB) is passed over.
+  assert chosen == {"pgl11_eta400": "every-step_fc1-4_freeze-dead"}
+  assert {(c.method, c.eta, c.schedule, c.validation_examples, c.seed) for c in configs} == {
+      ("pgl11", 400.0, "every-step", 10_000, 0)}
+  written = (tmp_path / "results/selection/fashion_mnist_lfc4_beyond.md").read_text()
+  assert "| pgl11_eta400 | every-step_fc1-4 | 89.00 | 200.0 | 160.0 | over the paper's k-MACCs " \
+         "or memory |" in written
+  assert "| pgl11_eta400 | every-step_fc1-4_freeze-dead | 88.00 | 200.0 | 120.0 | chosen |" in written
+
+
+def test_a_beyond_row_with_no_variant_within_budget_gets_the_most_accurate(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(regenerate, "_run", lambda config, *args: dict(
+      fake_variant_run(config, *args), memory_kb=500.0))
+  table = "fashion_lfc4_beyond"
+  chosen = regenerate.select_variants(table, None, Progress(), regenerate.BEYOND_TABLES[table][2])
+  assert chosen == {"pgl11_eta400": "every-step_fc1-4"}
+
+
+def test_final_beyond_runs_use_the_chosen_variant_and_three_seeds(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  swept = []
+  monkeypatch.setattr(regenerate.sweep_lib, "sweep",
+                      lambda base, methods, etas, seeds, out, progress: swept.append(
+                          (base, etas, seeds, str(out))))
+  table = "fashion_lfc4_beyond"
+  regenerate.final_beyond(table, {"pgl11_eta400": "every-step_fc1-4_freeze-dead"}, None,
+                          Progress(), regenerate.BEYOND_TABLES[table][2])
+  [(base, etas, seeds, out)] = swept
+  assert (etas, seeds, out) == ((400.0,), (0, 1, 2), "results/fashion_mnist/lfc4/beyond/pgl11_eta400")
+  assert (base.method, base.schedule, base.layers, base.freeze_dead, base.lr, base.epochs,
+          base.validation_examples) == ("pgl11", "every-step", ("fc1", "fc2", "fc3", "fc4"),
+                                        True, 3e-3, 16, 0)
+  runner.validate(base)
