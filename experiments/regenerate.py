@@ -164,17 +164,29 @@ def _every_step(layers: tuple[str, ...] | None = None, **settings) -> dict:
           **({} if layers is None else {"layers": layers}), **settings}
 
 
-# Variants of the paper's rows beyond its protocol: Algorithm 1 (a projection
-# after every step) at a higher rate, the classifier left free, and dead
-# groups frozen.
-FIRST_FOUR = ("fc1", "fc2", "fc3", "fc4")
+def _beyond_variants(hidden: tuple[str, ...]) -> tuple[tuple[str, dict], ...]:
+  """Algorithm 1 (a projection after every step) at rate 3e-3: the ``hidden``
+  layers alone (the classifier left free), then with dead groups frozen, then
+  every layer with dead groups frozen."""
+  name = f"{hidden[0]}-{hidden[-1][2:]}"
+  return (("every-step_" + name, _every_step(hidden)),
+          ("every-step_" + name + "_freeze-dead", _every_step(hidden, freeze_dead=True)),
+          ("every-step_freeze-dead", _every_step(freeze_dead=True)))
+
+
 BEYOND_TABLES = {
+    "lenet300_beyond": ("mnist", "lenet300", (
+        Beyond("pgl21_eta50", {"method": "pgl21", "eta": 50.0}, _beyond_variants(("fc1", "fc2"))),
+    )),
+    "lfc4_beyond": ("mnist", "lfc4", (
+        Beyond("pgl11_eta400", {"method": "pgl11", "eta": 400.0},
+               _beyond_variants(("fc1", "fc2", "fc3", "fc4"))),
+        Beyond("pgl21_eta50", {"method": "pgl21", "eta": 50.0},
+               _beyond_variants(("fc1", "fc2", "fc3", "fc4"))),
+    )),
     "fashion_lfc4_beyond": ("fashion_mnist", "lfc4", (
-        Beyond("pgl11_eta400", {"method": "pgl11", "eta": 400.0}, (
-            ("every-step_fc1-4", _every_step(FIRST_FOUR)),
-            ("every-step_fc1-4_freeze-dead", _every_step(FIRST_FOUR, freeze_dead=True)),
-            ("every-step_freeze-dead", _every_step(freeze_dead=True)),
-        )),
+        Beyond("pgl11_eta400", {"method": "pgl11", "eta": 400.0},
+               _beyond_variants(("fc1", "fc2", "fc3", "fc4"))),
     )),
 }
 # The order the tables are regenerated in: MNIST's fastest first, then Table IV,
@@ -302,11 +314,13 @@ def final(table, chosen, dataset, data_dir, progress, table_rows) -> None:
     sweep_lib.sweep(base, (method,), (eta,), SEEDS, out, progress=progress)
 
 
-def row_config(table, settings: dict, *, seed, out, validation) -> config_lib.RunConfig:
+def row_config(table, settings: dict, *, seed, out, validation,
+               data_dir=None) -> config_lib.RunConfig:
   """A run of a comparator or beyond-the-paper table: :data:`SHARED_TRAINING` and ``settings``."""
   dataset, model, _ = {**COMPARATOR_TABLES, **BEYOND_TABLES}[table]
   return config_lib.RunConfig(
       model=model, dataset=dataset, seed=seed, out=str(out),
+      data_dir=data_dir if dataset == "mnist" else None,
       validation_examples=VALIDATION_EXAMPLES if validation else 0,
       **{**SHARED_TRAINING, **settings})
 
@@ -356,7 +370,7 @@ def _final_rows(table, bases: dict, folder: str, progress) -> None:
     sweep_lib.sweep(base, (base.method,), (base.eta,), SEEDS, out, progress=progress)
 
 
-def select_variants(table, dataset, progress, table_rows) -> dict:
+def select_variants(table, dataset, data_dir, progress, table_rows) -> dict:
   """Each beyond-the-paper row's variant, chosen on validation (:class:`Beyond`)."""
   dataset_name, model, all_rows = BEYOND_TABLES[table]
   paper = {report.label(row.settings): row.name for row in table_rows}
@@ -371,7 +385,7 @@ def select_variants(table, dataset, progress, table_rows) -> dict:
   candidates = {
       row.name: {
           variant: (variant, row_config(
-              table, {**row.settings, **settings}, seed=0, validation=True,
+              table, {**row.settings, **settings}, seed=0, validation=True, data_dir=data_dir,
               out=pathlib.Path("runs/selection", table, row.name, variant)))
           for variant, settings in row.variants}
       for row in table_rows}
@@ -385,11 +399,11 @@ def select_variants(table, dataset, progress, table_rows) -> dict:
       column="variant")
 
 
-def final_beyond(table, chosen, dataset, progress, table_rows) -> None:
+def final_beyond(table, chosen, dataset, data_dir, progress, table_rows) -> None:
   """Each beyond-the-paper row's chosen variant, three seeds, the whole training set."""
   _final_rows(table, {
       row.name: row_config(table, {**row.settings, **dict(row.variants)[chosen[row.name]]},
-                           seed=SEEDS[0], out="unused", validation=False)
+                           seed=SEEDS[0], out="unused", validation=False, data_dir=data_dir)
       for row in table_rows}, "beyond", progress)
 
 
@@ -444,8 +458,8 @@ def main(argv=None) -> int:
           chosen = select_strengths(table, loaded[name], progress, rows)
           final_comparators(table, chosen, loaded[name], progress, rows)
         elif table in BEYOND_TABLES:
-          chosen = select_variants(table, loaded[name], progress, rows)
-          final_beyond(table, chosen, loaded[name], progress, rows)
+          chosen = select_variants(table, loaded[name], args.data_dir, progress, rows)
+          final_beyond(table, chosen, loaded[name], args.data_dir, progress, rows)
         else:
           chosen = select(table, loaded[name], args.data_dir, progress, rows)
           final(table, chosen, loaded[name], args.data_dir, progress, rows)

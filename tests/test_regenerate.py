@@ -38,7 +38,8 @@ def test_some_rows_alone_leave_the_selection_table_unwritten(tmp_path, monkeypat
 
 @pytest.mark.parametrize("argv,message", [
     (["--tables", "net5"], "--tables: no table 'net5'; one of lenet300, lfc4, net4, fashion_lfc4, "
-     "fashion_lenet300_comparators, fashion_lfc4_comparators, fashion_lfc4_beyond"),
+     "fashion_lenet300_comparators, fashion_lfc4_comparators, lenet300_beyond, lfc4_beyond, "
+     "fashion_lfc4_beyond"),
     (["--tables", "net4", "--rows", "pgl1_eta200"], "--rows: no row 'pgl1_eta200' in net4"),
 ])
 def test_unknown_tables_and_rows_are_one_line_errors(argv, message, capsys):
@@ -160,7 +161,8 @@ def test_a_beyond_row_gets_its_most_accurate_variant_within_the_papers_budget(tm
   monkeypatch.setattr(regenerate, "_run", lambda config, *args: configs.append(config)
                       or fake_variant_run(config, *args))
   table = "fashion_lfc4_beyond"
-  chosen = regenerate.select_variants(table, None, Progress(), regenerate.BEYOND_TABLES[table][2])
+  chosen = regenerate.select_variants(table, None, None, Progress(),
+                                      regenerate.BEYOND_TABLES[table][2])
   # The most accurate variant (160 kB > 1.1 x 131 kB) is passed over.
   assert chosen == {"pgl11_eta400": "every-step_fc1-4_freeze-dead"}
   assert {(c.method, c.eta, c.schedule, c.validation_examples, c.seed) for c in configs} == {
@@ -176,7 +178,8 @@ def test_a_beyond_row_with_no_variant_within_budget_gets_the_most_accurate(tmp_p
   monkeypatch.setattr(regenerate, "_run", lambda config, *args: dict(
       fake_variant_run(config, *args), memory_kb=500.0))
   table = "fashion_lfc4_beyond"
-  chosen = regenerate.select_variants(table, None, Progress(), regenerate.BEYOND_TABLES[table][2])
+  chosen = regenerate.select_variants(table, None, None, Progress(),
+                                      regenerate.BEYOND_TABLES[table][2])
   assert chosen == {"pgl11_eta400": "every-step_fc1-4"}
 
 
@@ -187,7 +190,7 @@ def test_final_beyond_runs_use_the_chosen_variant_and_three_seeds(tmp_path, monk
                       lambda base, methods, etas, seeds, out, progress: swept.append(
                           (base, etas, seeds, str(out))))
   table = "fashion_lfc4_beyond"
-  regenerate.final_beyond(table, {"pgl11_eta400": "every-step_fc1-4_freeze-dead"}, None,
+  regenerate.final_beyond(table, {"pgl11_eta400": "every-step_fc1-4_freeze-dead"}, None, None,
                           Progress(), regenerate.BEYOND_TABLES[table][2])
   [(base, etas, seeds, out)] = swept
   assert (etas, seeds, out) == ((400.0,), (0, 1, 2), "results/fashion_mnist/lfc4/beyond/pgl11_eta400")
@@ -195,3 +198,20 @@ def test_final_beyond_runs_use_the_chosen_variant_and_three_seeds(tmp_path, monk
           base.validation_examples) == ("pgl11", "every-step", ("fc1", "fc2", "fc3", "fc4"),
                                         True, 3e-3, 16, 0)
   runner.validate(base)
+
+
+@pytest.mark.parametrize("table", list(regenerate.BEYOND_TABLES))
+def test_every_beyond_variant_keeps_the_papers_method_and_radius(table, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  configs = []
+  monkeypatch.setattr(regenerate, "_run", lambda config, *args: configs.append(config)
+                      or fake_variant_run(config, *args))
+  dataset, model, rows = regenerate.BEYOND_TABLES[table]
+  regenerate.select_variants(table, None, "mnist-files", Progress(), rows)
+  assert len(configs) == sum(len(row.variants) for row in rows)
+  for config in configs:
+    runner.validate(config)
+    row = next(r for r in rows if pathlib.Path(config.out).parent.name == r.name)
+    assert (config.method, config.eta) == (row.settings["method"], row.settings["eta"])
+    assert (config.dataset, config.model, config.schedule) == (dataset, model, "every-step")
+    assert config.data_dir == ("mnist-files" if dataset == "mnist" else None)
