@@ -4,6 +4,7 @@ import dataclasses
 import json
 import pathlib
 import shlex
+import shutil
 import statistics
 
 import pytest
@@ -195,3 +196,22 @@ def test_protocol_rows_get_their_own_verdict_and_archived_runs_are_left_out(tmp_
   assert "| 2 |" not in text  # the archived setting is not a row
   assert "| PGL11 η=400 | 83 | 150 | 97.8 | beats (row 1) | not run |" in text
   assert "1 met or beaten under the paper's protocol (1 of 14 rows run under it so far)" in text
+
+
+def test_only_rows_chosen_on_validation_count_beyond_the_paper(tmp_path):
+  root = tmp_path / "results"
+  net = root / "mnist" / "lenet300"
+  for folder in ("beyond/pgl11_eta400", "pgl11_eta400_by_hand"):
+    for seed, acc in enumerate((0.979, 0.981, 0.980)):
+      fake_result(net / folder / f"s{seed}", seed, acc, 140_000, 80.0, dataset="mnist",
+                  method="pgl11", eta=400.0, schedule="every-step")
+  text = report.write_report(root).read_text()
+  rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+  assert rows["| 1"].endswith("| beats |")
+  assert rows["| 2"].endswith("| beats (settings not chosen on validation: not counted) |")
+  assert "| PGL11 η=400 | 83 | 150 | 97.8 | not run | beats (row 1) |" in text
+  assert "1 with any of our recipes or schedules chosen on validation" in text
+  # Without the row chosen on validation, the one set by hand reaches nothing.
+  shutil.rmtree(net / "beyond")
+  text = report.write_report(root).read_text()
+  assert "0 with any of our recipes or schedules chosen on validation" in text
