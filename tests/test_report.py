@@ -215,3 +215,17 @@ def test_only_rows_chosen_on_validation_count_beyond_the_paper(tmp_path):
   shutil.rmtree(net / "beyond")
   text = report.write_report(root).read_text()
   assert "0 with any of our recipes or schedules chosen on validation" in text
+
+
+def test_the_best_verdict_shows_a_counted_miss_before_an_uncounted_reach():
+  paper_row = ("PGL11 η=400", 83, 150, 97.8)
+  beats = {"accuracy": 98.0, "kmaccs": 140.0, "memory_kb": 80.0, "seeds": 3}
+  misses = dict(beats, accuracy=97.0)
+  by_hand, on_validation = (dict(beats, chosen_on_validation=False),
+                            dict(misses, chosen_on_validation=True))
+  assert report.best_verdict([(1, by_hand), (2, on_validation)], paper_row) == (
+      "missed: accuracy -0.80 pts (row 2)")
+  assert report.best_verdict([(1, by_hand), (2, dict(beats, chosen_on_validation=True))],
+                             paper_row) == "beats (row 2)"
+  assert report.best_verdict([(1, by_hand)], paper_row) == (
+      "beats (settings not chosen on validation: not counted) (row 1)")

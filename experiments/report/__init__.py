@@ -237,12 +237,17 @@ def counts(verdict: str) -> bool:
 
 
 def best_verdict(rows_and_numbers, paper_row) -> str:
-  """The verdict of the best of some rows (met or beats first), with its row number."""
+  """The verdict of the best of some rows, with its row number.
+
+  A counted verdict comes before one that is not, beats before met; where
+  nothing is reached, the first counted row's misses are shown.
+  """
   verdicts = [(versus_paper(row, paper_row), i) for i, row in rows_and_numbers]
   if not verdicts:
     return "not run"
-  reached = [(v, i) for v, i in verdicts if counts(v)]
-  chosen = sorted(reached, key=lambda vi: vi[0] != "beats")[0] if reached else verdicts[0]
+  shown = ([(v, i) for v, i in verdicts if counts(v)]
+           or [(v, i) for v, i in verdicts if "not counted" not in v] or verdicts)
+  chosen = sorted(shown, key=lambda vi: vi[0] != "beats")[0]
   return f"{chosen[0]} (row {chosen[1]})"
 
 
